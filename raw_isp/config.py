@@ -1,0 +1,200 @@
+"""ISP configurations, the 12 named variants of the Raw2Logit study, and camera presets."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+from .cfa import check_pattern
+from .demosaic import DEMOSAIC_METHODS, SUPPORT
+from .filters import gaussian_radius
+
+__all__ = ["ISPConfig", "CameraPreset", "CAMERAS", "ISP_VARIANTS", "SHARPENING_METHODS", "DENOISING_METHODS"]
+
+SHARPENING_METHODS = ("sharpening_filter", "unsharp_masking")
+DENOISING_METHODS = ("gaussian", "median", "fft")
+
+_DEMOSAIC_CODES = {"bi": "bilinear", "ma": "malvar2004", "me": "menon2007"}
+_SHARPEN_CODES = {"s": "sharpening_filter", "u": "unsharp_masking"}
+_DENOISE_CODES = {"ga": "gaussian", "me": "median"}
+
+#: The 12 static pipelines of the study: ``<demosaic>_<sharpening>_<denoising>``.
+ISP_VARIANTS = tuple(f"{d}_{s}_{n}" for d in _DEMOSAIC_CODES for s in _SHARPEN_CODES for n in _DENOISE_CODES)
+
+
+@dataclass(frozen=True)
+class ISPConfig:
+    """A static ISP: which algorithm runs at each stage, and its settings.
+
+    Stage order: black level, demosaic, white balance, colour matrix, sharpening on luma,
+    denoising on luma, clip to [0, 1] and gamma.
+
+    - ``demosaic``: "bilinear" | "malvar2004" | "menon2007".
+    - ``sharpening``: "sharpening_filter" (fixed 3x3 kernel) | "unsharp_masking"
+      (``sharpen_radius`` in pixels, ``sharpen_amount``) | None.
+    - ``denoising``: "gaussian" (``gaussian_sigma`` in pixels) | "median"
+      (``median_size`` x ``median_size`` window) | "fft" (keep the lowest
+      ``fft_keep_fraction`` of frequencies per axis) | None.
+    - ``pattern``: Bayer pattern of the input mosaic; ``gamma``: output is ``x ** (1/gamma)``.
+    """
+
+    demosaic: str = "bilinear"
+    sharpening: str | None = "sharpening_filter"
+    denoising: str | None = "gaussian"
+    pattern: str = "RGGB"
+    sharpen_radius: float = 1.0
+    sharpen_amount: float = 1.0
+    gaussian_sigma: float = 0.5
+    median_size: int = 3
+    fft_keep_fraction: float = 0.3
+    gamma: float = 2.2
+
+    def __post_init__(self):
+        if self.demosaic not in DEMOSAIC_METHODS:
+            raise ValueError(f"demosaic={self.demosaic!r} is unknown; expected one of {DEMOSAIC_METHODS}")
+        if self.sharpening not in (*SHARPENING_METHODS, None):
+            raise ValueError(f"sharpening={self.sharpening!r} is unknown; expected one of {SHARPENING_METHODS} or None")
+        if self.denoising not in (*DENOISING_METHODS, None):
+            raise ValueError(f"denoising={self.denoising!r} is unknown; expected one of {DENOISING_METHODS} or None")
+        object.__setattr__(self, "pattern", check_pattern(self.pattern))
+        for name in ("sharpen_radius", "gaussian_sigma", "gamma"):
+            v = getattr(self, name)
+            if not (isinstance(v, (int, float)) and math.isfinite(v) and v > 0):
+                raise ValueError(f"{name} must be a positive number, got {v!r}")
+        if not (isinstance(self.sharpen_amount, (int, float)) and math.isfinite(self.sharpen_amount)):
+            raise ValueError(f"sharpen_amount must be a finite number, got {self.sharpen_amount!r}")
+        if not (isinstance(self.median_size, int) and self.median_size >= 1 and self.median_size % 2 == 1):
+            raise ValueError(f"median_size must be a positive odd integer, got {self.median_size!r}")
+        if not (isinstance(self.fft_keep_fraction, (int, float)) and 0 < self.fft_keep_fraction <= 1):
+            raise ValueError(f"fft_keep_fraction must be in (0, 1], got {self.fft_keep_fraction!r}")
+
+    @classmethod
+    def from_variant(cls, name: str, **overrides) -> "ISPConfig":
+        """Config of a named variant such as ``"ma_s_me"`` (see :data:`ISP_VARIANTS`)."""
+        if name not in ISP_VARIANTS:
+            raise ValueError(f"unknown ISP variant {name!r}; expected one of {', '.join(ISP_VARIANTS)}")
+        d, s, n = name.split("_")
+        return cls(demosaic=_DEMOSAIC_CODES[d], sharpening=_SHARPEN_CODES[s], denoising=_DENOISE_CODES[n], **overrides)
+
+    @classmethod
+    def from_dict(cls, d: Mapping) -> "ISPConfig":
+        """Inverse of :meth:`to_dict`; unknown keys are an error."""
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(d) - names
+        if unknown:
+            raise ValueError(f"unknown ISPConfig keys {sorted(unknown)}; expected some of {sorted(names)}")
+        return cls(**dict(d))
+
+    @classmethod
+    def parse(cls, spec: "str | Mapping | ISPConfig") -> "ISPConfig":
+        """Accept a variant name, a dict or a config."""
+        if isinstance(spec, ISPConfig):
+            return spec
+        if isinstance(spec, str):
+            return cls.from_variant(spec)
+        if isinstance(spec, Mapping):
+            return cls.from_dict(spec)
+        raise TypeError(f"an ISP config must be a variant name, a dict or an ISPConfig, got {type(spec).__name__}")
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @property
+    def variant(self) -> str | None:
+        """The study's name for this config, or None if it is not one of the 12 defaults."""
+        for name in ISP_VARIANTS:
+            if ISPConfig.from_variant(name, pattern=self.pattern) == self:
+                return name
+        return None
+
+    @property
+    def sharpen_support(self) -> int:
+        """Radius in pixels of the sharpening stage."""
+        if self.sharpening == "sharpening_filter":
+            return 1
+        if self.sharpening == "unsharp_masking":
+            return gaussian_radius(self.sharpen_radius)
+        return 0
+
+    @property
+    def denoise_support(self) -> int:
+        """Radius in pixels of the denoising stage (0 for the global FFT filter)."""
+        if self.denoising == "gaussian":
+            return gaussian_radius(self.gaussian_sigma)
+        if self.denoising == "median":
+            return self.median_size // 2
+        return 0
+
+    @property
+    def support(self) -> int:
+        """Radius of the whole chain: an output pixel depends on raw pixels this far away."""
+        return SUPPORT[self.demosaic] + self.sharpen_support + self.denoise_support
+
+
+@dataclass(frozen=True)
+class CameraPreset:
+    """Colour parameters of a camera in normalised units (raw / 65535).
+
+    ``black_level``: 4 values for the positional CFA sites (0,0), (0,1), (1,0), (1,1);
+    ``white_balance``: R, G, B gains; ``colour_matrix``: 3x3 row-major (camera RGB -> output RGB).
+    """
+
+    black_level: tuple[float, float, float, float] = (0.0, 0.0, 0.0, 0.0)
+    white_balance: tuple[float, float, float] = (1.0, 1.0, 1.0)
+    colour_matrix: tuple[float, ...] = (1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0)
+    name: str = field(default="custom", compare=False)
+
+    def __post_init__(self):
+        for attr, n in (("black_level", 4), ("white_balance", 3), ("colour_matrix", 9)):
+            v = tuple(float(x) for x in getattr(self, attr))
+            if len(v) != n or not all(math.isfinite(x) for x in v):
+                raise ValueError(f"{attr} must have {n} finite values, got {getattr(self, attr)!r}")
+            object.__setattr__(self, attr, v)
+
+    @classmethod
+    def parse(cls, spec: "str | Mapping | CameraPreset") -> "CameraPreset":
+        if isinstance(spec, CameraPreset):
+            return spec
+        if isinstance(spec, str):
+            if spec not in CAMERAS:
+                raise ValueError(f"unknown camera {spec!r}; expected one of {sorted(CAMERAS)} or a dict")
+            return CAMERAS[spec]
+        if isinstance(spec, Mapping):
+            names = {"black_level", "white_balance", "colour_matrix", "name"}
+            unknown = set(spec) - names
+            if unknown:
+                raise ValueError(f"unknown camera keys {sorted(unknown)}; expected some of {sorted(names)}")
+            return cls(**dict(spec))
+        raise TypeError(f"camera must be a preset name, a dict or a CameraPreset, got {type(spec).__name__}")
+
+    def to_dict(self) -> dict:
+        return {
+            "name": self.name,
+            "black_level": list(self.black_level),
+            "white_balance": list(self.white_balance),
+            "colour_matrix": list(self.colour_matrix),
+        }
+
+
+def _preset(name: str, black_level: Sequence[float], white_balance: Sequence[float], colour_matrix: Sequence[float]):
+    return CameraPreset(tuple(black_level), tuple(white_balance), tuple(colour_matrix), name=name)
+
+
+#: Camera presets of both datasets (RGGB, normalised units) and a neutral one.
+CAMERAS: dict[str, CameraPreset] = {
+    "drone": _preset(
+        "drone",
+        [0.0625, 0.0626, 0.0625, 0.0626],
+        [2.86653646, 1.0, 1.73079425],
+        [1.50768983, -0.33571374, -0.17197604, -0.23048614, 1.70698738, -0.47650126, -0.03119153, -0.32803956, 1.35923111],
+    ),
+    "microscopy": _preset(
+        "microscopy",
+        [9.834368023181512e-06] * 4,
+        [-0.6567, 1.9673, 3.5304],
+        [-2.0338, 0.0933, 0.4157, -0.0286, 2.6464, -0.0574, -0.5516, -0.0947, 2.9308],
+    ),
+    "neutral": CameraPreset(name="neutral"),
+}

@@ -1,0 +1,195 @@
+"""Spatial filters on single-channel image batches ``(B, H, W)`` (used on luma).
+
+Boundary handling follows the scipy/scikit-image functions the study used, so each filter
+matches its reference on the whole frame: ``"symmetric"`` is scipy's ``mode="reflect"``
+(``d c b a | a b c d``), ``"zeros"`` is ``convolve2d(..., boundary="fill", fillvalue=0)``.
+All filters are differentiable in the image; the Gaussian, unsharp and kernel filters also in
+their continuous parameters (sigma, radius, amount, kernel weights).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+
+__all__ = [
+    "SHARPEN_KERNEL",
+    "pad2d",
+    "gaussian_kernel1d",
+    "gaussian_radius",
+    "conv2d_same",
+    "gaussian_blur",
+    "sharpen",
+    "unsharp_mask",
+    "median_filter",
+    "median3x3_valid",
+    "fft_lowpass",
+]
+
+#: The fixed 3x3 sharpening kernel of the study ("s").
+SHARPEN_KERNEL = ((0.0, -1.0, 0.0), (-1.0, 5.0, -1.0), (0.0, -1.0, 0.0))
+
+
+def _check_image(y: torch.Tensor, name: str = "image") -> torch.Tensor:
+    if not isinstance(y, torch.Tensor) or y.dim() != 3:
+        shape = tuple(y.shape) if isinstance(y, torch.Tensor) else type(y).__name__
+        raise ValueError(f"{name} must be a tensor of shape (B, H, W), got {shape}")
+    return y
+
+
+def pad2d(x: torch.Tensor, pad_y: int, pad_x: int, mode: str = "symmetric") -> torch.Tensor:
+    """Pad the last two axes of ``x``. ``mode``: "symmetric" (scipy reflect), "reflect"
+    (scipy mirror), "replicate" or "zeros"."""
+    if pad_y == 0 and pad_x == 0:
+        return x
+    if mode == "zeros":
+        return F.pad(x, (pad_x, pad_x, pad_y, pad_y))
+    if mode in ("reflect", "replicate"):
+        lead = x.shape[:-2]
+        x4 = F.pad(x.reshape(-1, 1, *x.shape[-2:]), (pad_x, pad_x, pad_y, pad_y), mode=mode)
+        return x4.reshape(*lead, *x4.shape[-2:])
+    if mode != "symmetric":
+        raise ValueError(f"unknown padding mode {mode!r}")
+    h, w = x.shape[-2:]
+    if pad_y > h or pad_x > w:
+        # Wider than the frame: index the periodic (period 2n) symmetric extension directly.
+        return x.index_select(-2, _symmetric_index(h, pad_y, x.device)).index_select(
+            -1, _symmetric_index(w, pad_x, x.device)
+        )
+    if pad_y:
+        x = torch.cat([x[..., :pad_y, :].flip(-2), x, x[..., h - pad_y :, :].flip(-2)], dim=-2)
+    if pad_x:
+        x = torch.cat([x[..., :pad_x].flip(-1), x, x[..., w - pad_x :].flip(-1)], dim=-1)
+    return x
+
+
+def _symmetric_index(n: int, pad: int, device) -> torch.Tensor:
+    idx = torch.arange(-pad, n + pad, device=device) % (2 * n)
+    return torch.where(idx >= n, 2 * n - 1 - idx, idx)
+
+
+def gaussian_radius(sigma: float, truncate: float = 4.0) -> int:
+    """Kernel radius used by ``scipy.ndimage.gaussian_filter``: ``int(truncate * sigma + 0.5)``."""
+    return int(truncate * float(sigma) + 0.5)
+
+
+def gaussian_kernel1d(
+    sigma: float | torch.Tensor, truncate: float = 4.0, dtype=torch.float32, device=None
+) -> torch.Tensor:
+    """Normalised 1-D Gaussian ``(2r+1,)`` with scipy's radius rule; differentiable in a tensor sigma."""
+    s = sigma if isinstance(sigma, torch.Tensor) else torch.tensor(float(sigma), dtype=torch.float64)
+    if float(s) <= 0:
+        raise ValueError(f"sigma must be positive, got {float(s)}")
+    r = gaussian_radius(float(s), truncate)
+    x = torch.arange(-r, r + 1, dtype=s.dtype, device=s.device)
+    k = torch.exp(-0.5 * (x / s) ** 2)
+    return (k / k.sum()).to(dtype=dtype, device=device)
+
+
+def conv2d_same(y: torch.Tensor, kernel: torch.Tensor, mode: str = "symmetric") -> torch.Tensor:
+    """Correlate ``(B, H, W)`` with a 2-D kernel ``(kh, kw)`` (odd sizes), same-size output.
+
+    (For the symmetric kernels used here correlation and convolution coincide.)
+    """
+    _check_image(y)
+    kernel = kernel.to(device=y.device, dtype=y.dtype)
+    kh, kw = kernel.shape
+    x = pad2d(y, kh // 2, kw // 2, mode).unsqueeze(1)
+    return F.conv2d(x, kernel.reshape(1, 1, kh, kw)).squeeze(1)
+
+
+def _separable(y: torch.Tensor, k: torch.Tensor, mode: str) -> torch.Tensor:
+    r = k.numel() // 2
+    x = pad2d(y, r, r, mode).unsqueeze(1)
+    x = F.conv2d(x, k.reshape(1, 1, -1, 1))
+    x = F.conv2d(x, k.reshape(1, 1, 1, -1))
+    return x.squeeze(1)
+
+
+def gaussian_blur(
+    y: torch.Tensor, sigma: float | torch.Tensor = 0.5, truncate: float = 4.0, mode: str = "symmetric"
+) -> torch.Tensor:
+    """Gaussian filter of ``(B, H, W)`` equal to ``scipy.ndimage.gaussian_filter(y, sigma)``."""
+    _check_image(y)
+    k = gaussian_kernel1d(sigma, truncate, dtype=y.dtype, device=y.device)
+    return _separable(y, k, mode)
+
+
+def sharpen(y: torch.Tensor, kernel=SHARPEN_KERNEL, mode: str = "zeros") -> torch.Tensor:
+    """Sharpen ``(B, H, W)`` with a 3x3 kernel, as ``convolve2d(y, kernel, "same", boundary="fill")``."""
+    k = kernel if isinstance(kernel, torch.Tensor) else torch.tensor(kernel)
+    return conv2d_same(y, k.flip(-2, -1), mode)
+
+
+def unsharp_mask(
+    y: torch.Tensor, radius: float | torch.Tensor = 1.0, amount: float | torch.Tensor = 1.0
+) -> torch.Tensor:
+    """Unsharp masking ``y + amount * (y - gaussian(y, sigma=radius))`` with scipy-reflect borders.
+
+    Same semantics as ``skimage.filters.unsharp_mask(y, radius, amount, preserve_range=True)``
+    (no clipping).
+    """
+    return y + (y - gaussian_blur(y, radius)) * amount
+
+
+def _sort2(a: torch.Tensor, b: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    return torch.minimum(a, b), torch.maximum(a, b)
+
+
+def _median3(a: torch.Tensor, b: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
+    lo, hi = _sort2(a, b)
+    return torch.maximum(lo, torch.minimum(hi, c))
+
+
+def median3x3_valid(x: torch.Tensor) -> torch.Tensor:
+    """3x3 median of ``(B, H+2, W+2)`` without padding, giving ``(B, H, W)`` (min/max network)."""
+    h, w = x.shape[-2] - 2, x.shape[-1] - 2
+    top, mid, bot = x[:, 0:h], x[:, 1 : h + 1], x[:, 2 : h + 2]
+    lo, hi = _sort2(top, mid)
+    lo, bot_s = _sort2(lo, bot)  # lo: column minimum
+    mid_s, hi = _sort2(hi, bot_s)  # mid_s: column median, hi: column maximum
+    max_lo = torch.maximum(torch.maximum(lo[..., 0:w], lo[..., 1 : w + 1]), lo[..., 2 : w + 2])
+    min_hi = torch.minimum(torch.minimum(hi[..., 0:w], hi[..., 1 : w + 1]), hi[..., 2 : w + 2])
+    med_mid = _median3(mid_s[..., 0:w], mid_s[..., 1 : w + 1], mid_s[..., 2 : w + 2])
+    return _median3(max_lo, med_mid, min_hi)
+
+
+def median_filter(y: torch.Tensor, size: int = 3, mode: str = "symmetric") -> torch.Tensor:
+    """Median over a ``size x size`` window, equal to ``scipy.ndimage.median_filter(y, size)``.
+
+    3x3 uses a min/max network (no sorting): each column triple is sorted once, and the
+    median of 9 is the median of (max of lows, median of middles, min of highs) over three
+    neighbouring columns. Other odd sizes fall back to ``unfold`` + ``median``.
+    """
+    _check_image(y)
+    if size < 1 or size % 2 == 0:
+        raise ValueError(f"median size must be a positive odd integer, got {size}")
+    if size == 1:
+        return y
+    r = size // 2
+    x = pad2d(y, r, r, mode)
+    if size == 3:
+        return median3x3_valid(x)
+    patches = F.unfold(x.unsqueeze(1), size)  # (B, size*size, H*W)
+    return patches.median(dim=1).values.reshape(y.shape)
+
+
+def fft_lowpass(y: torch.Tensor, keep_fraction: float = 0.3) -> torch.Tensor:
+    """Keep the lowest ``keep_fraction`` of spatial frequencies along each axis (periodic borders).
+
+    Coefficients with index in ``[int(n * f), int(n * (1 - f)))`` along an axis are zeroed, so
+    ``keep_fraction >= 0.5`` keeps everything.
+    """
+    _check_image(y)
+    if not 0 < keep_fraction <= 1:
+        raise ValueError(f"fft keep_fraction must be in (0, 1], got {keep_fraction}")
+    h, w = y.shape[-2:]
+    spec = torch.fft.fft2(y)
+    keep_y = torch.ones(h, dtype=torch.bool, device=y.device)
+    keep_y[int(h * keep_fraction) : int(h * (1 - keep_fraction))] = False
+    keep_x = torch.ones(w, dtype=torch.bool, device=y.device)
+    keep_x[int(w * keep_fraction) : int(w * (1 - keep_fraction))] = False
+    mask = (keep_y[:, None] & keep_x[None, :]).to(spec.real.dtype)
+    return torch.fft.ifft2(spec * mask).real
