@@ -28,7 +28,15 @@ import torch.nn.functional as F
 
 from .cfa import check_pattern, check_raw, pad_mosaic, pattern_colours, split_planes
 
-__all__ = ["DEMOSAIC_METHODS", "SUPPORT", "demosaic", "rggb_canvas", "demosaic_rggb_planes", "linear_demosaic_kernels", "polyphase_weights"]
+__all__ = [
+    "DEMOSAIC_METHODS",
+    "SUPPORT",
+    "demosaic",
+    "demosaic_sites",
+    "demosaic_rggb_planes",
+    "rggb_canvas",
+    "linear_demosaic_kernels",
+]
 
 DEMOSAIC_METHODS = ("bilinear", "malvar2004", "menon2007")
 #: Support radius (full-resolution pixels) each method reads around an output pixel.
@@ -79,50 +87,57 @@ def linear_demosaic_kernels(method: str) -> torch.Tensor:
     raise ValueError(f"{method!r} is not a linear demosaicing method")
 
 
-def polyphase_weights(kernels: torch.Tensor) -> torch.Tensor:
-    """Turn per-site full-resolution kernels ``(C, 4, k, k)`` into a conv2d weight on CFA planes.
+@functools.lru_cache(maxsize=8)
+def _linear_taps(method: str) -> tuple:
+    """Non-zero taps ``(dy, dx, weight)`` of a linear method, indexed ``[colour][site]``."""
+    k = linear_demosaic_kernels(method)
+    r = k.shape[-1] // 2
+    n = k.shape[-1]
+    return tuple(
+        tuple(
+            tuple((dy - r, dx - r, float(k[c, s, dy, dx])) for dy in range(n) for dx in range(n) if k[c, s, dy, dx] != 0)
+            for s in range(4)
+        )
+        for c in range(3)
+    )
 
-    Returns ``(C*4, 4, m, m)`` (``m = 2*((k//2 + 1)//2) + 1``) such that
-    ``pixel_shuffle(conv2d(planes, w, padding=m//2), 2)`` applies ``kernels[c, s]`` at every
-    pixel of site ``s`` (correlation, RGGB positional sites).
+
+def demosaic_sites(planes: torch.Tensor, method: str) -> torch.Tensor:
+    """Demosaic RGGB site planes ``(B, 4, h, w)`` into colour per site ``(B, 3, 4, h, w)``.
+
+    ``out[:, c, s]`` is colour ``c`` at every pixel of site ``s``;
+    ``pixel_shuffle(out.flatten(1, 2), 2)`` is the full image. Borders are extended by
+    replicating the planes, so the outermost ``SUPPORT[method]`` pixels are approximate;
+    callers pad the mosaic first (see :func:`demosaic`).
     """
-    c_out, _, k, _ = kernels.shape
-    r = k // 2
-    hr = (r + 1) // 2
-    m = 2 * hr + 1
-    w = torch.zeros(c_out * 4, 4, m, m, dtype=kernels.dtype)
-    for c in range(c_out):
-        for s, (a, b) in enumerate(_SITES):
-            for dy in range(-r, r + 1):
-                for dx in range(-r, r + 1):
-                    v = kernels[c, s, dy + r, dx + r]
-                    if v == 0:
-                        continue
-                    yy, xx = a + dy, b + dx
-                    p = (yy % 2) * 2 + (xx % 2)
-                    w[c * 4 + s, p, yy // 2 + hr, xx // 2 + hr] += v
-    return w
-
-
-@functools.lru_cache(maxsize=32)
-def _linear_weight(method: str, dtype: torch.dtype, device: str) -> torch.Tensor:
-    return polyphase_weights(linear_demosaic_kernels(method)).to(dtype=dtype, device=device)
+    if method == "menon2007":
+        return _menon_planes(planes).unflatten(1, (3, 4))
+    if method not in ("bilinear", "malvar2004"):
+        raise ValueError(f"unknown demosaicing method {method!r}; expected one of {DEMOSAIC_METHODS}")
+    raw = _Sites({s: planes[:, s] for s in range(4)})
+    inplace = not (torch.is_grad_enabled() and planes.requires_grad)
+    out = []
+    for per_site in _linear_taps(method):
+        for s, taps in enumerate(per_site):
+            if taps == ((0, 0, 1.0),):
+                out.append(raw[s])
+                continue
+            acc = None
+            for dy, dx, wt in taps:
+                view = raw.nb(s, dy, dx)
+                if acc is None:
+                    acc = view * wt
+                elif inplace:
+                    acc.add_(view, alpha=wt)
+                else:
+                    acc = acc + view * wt
+            out.append(acc)
+    return torch.stack(out, dim=1).unflatten(1, (3, 4))
 
 
 def demosaic_rggb_planes(planes: torch.Tensor, method: str) -> torch.Tensor:
-    """Demosaic RGGB site planes ``(B, 4, h, w)`` into ``(B, 3, 2h, 2w)``.
-
-    Borders are extended by replicating the planes, so the outermost ``SUPPORT[method]``
-    pixels are approximate; callers pad the mosaic first when they need exact borders.
-    """
-    if method in ("bilinear", "malvar2004"):
-        w = _linear_weight(method, planes.dtype, str(planes.device))
-        pad = w.shape[-1] // 2
-        x = F.pad(planes, (pad, pad, pad, pad), mode="replicate")
-        return F.pixel_shuffle(F.conv2d(x, w), 2)
-    if method == "menon2007":
-        return F.pixel_shuffle(_menon_planes(planes), 2)
-    raise ValueError(f"unknown demosaicing method {method!r}; expected one of {DEMOSAIC_METHODS}")
+    """Demosaic RGGB site planes ``(B, 4, h, w)`` into ``(B, 3, 2h, 2w)`` (see :func:`demosaic_sites`)."""
+    return F.pixel_shuffle(demosaic_sites(planes, method).flatten(1, 2), 2)
 
 
 def demosaic(raw: torch.Tensor, method: str = "bilinear", pattern: str = "RGGB") -> torch.Tensor:

@@ -20,6 +20,7 @@ __all__ = [
     "gaussian_kernel1d",
     "gaussian_radius",
     "conv2d_same",
+    "correlate_valid",
     "gaussian_blur",
     "sharpen",
     "unsharp_mask",
@@ -80,9 +81,9 @@ def gaussian_kernel1d(
 ) -> torch.Tensor:
     """Normalised 1-D Gaussian ``(2r+1,)`` with scipy's radius rule; differentiable in a tensor sigma."""
     s = sigma if isinstance(sigma, torch.Tensor) else torch.tensor(float(sigma), dtype=torch.float64)
-    if float(s) <= 0:
+    if float(s.detach()) <= 0:
         raise ValueError(f"sigma must be positive, got {float(s)}")
-    r = gaussian_radius(float(s), truncate)
+    r = gaussian_radius(float(s.detach()), truncate)
     x = torch.arange(-r, r + 1, dtype=s.dtype, device=s.device)
     k = torch.exp(-0.5 * (x / s) ** 2)
     return (k / k.sum()).to(dtype=dtype, device=device)
@@ -100,12 +101,34 @@ def conv2d_same(y: torch.Tensor, kernel: torch.Tensor, mode: str = "symmetric") 
     return F.conv2d(x, kernel.reshape(1, 1, kh, kw)).squeeze(1)
 
 
+def correlate_valid(x: torch.Tensor, taps, axis: int) -> torch.Tensor:
+    """1-D correlation along ``axis`` (-1 or -2) without padding: ``n`` samples -> ``n - len(taps) + 1``.
+
+    Written as a sum of shifted slices: for the short kernels of an ISP this is several times
+    faster on CPU than ``conv2d`` with one channel, and it works for tensor taps (gradients).
+    """
+    k = len(taps)
+    n = x.shape[axis] - k + 1
+    acc = None
+    for i, w in enumerate(taps):
+        view = x.narrow(axis, i, n)
+        if isinstance(w, torch.Tensor):
+            term = view * w
+            acc = term if acc is None else acc + term
+        elif acc is None:
+            acc = view * w
+        elif torch.is_grad_enabled() and x.requires_grad:
+            acc = acc + view * w
+        else:
+            acc.add_(view, alpha=float(w))
+    return acc
+
+
 def _separable(y: torch.Tensor, k: torch.Tensor, mode: str) -> torch.Tensor:
     r = k.numel() // 2
-    x = pad2d(y, r, r, mode).unsqueeze(1)
-    x = F.conv2d(x, k.reshape(1, 1, -1, 1))
-    x = F.conv2d(x, k.reshape(1, 1, 1, -1))
-    return x.squeeze(1)
+    taps = list(k) if k.requires_grad else k.tolist()
+    x = pad2d(y, r, r, mode)
+    return correlate_valid(correlate_valid(x, taps, -2), taps, -1)
 
 
 def gaussian_blur(
@@ -119,8 +142,26 @@ def gaussian_blur(
 
 def sharpen(y: torch.Tensor, kernel=SHARPEN_KERNEL, mode: str = "zeros") -> torch.Tensor:
     """Sharpen ``(B, H, W)`` with a 3x3 kernel, as ``convolve2d(y, kernel, "same", boundary="fill")``."""
-    k = kernel if isinstance(kernel, torch.Tensor) else torch.tensor(kernel)
-    return conv2d_same(y, k.flip(-2, -1), mode)
+    if isinstance(kernel, torch.Tensor):
+        return conv2d_same(y, kernel.flip(-2, -1), mode)
+    _check_image(y)
+    x = pad2d(y, 1, 1, mode)
+    h, w = y.shape[-2:]
+    acc = None
+    # Convolution flips the kernel: tap (i, j) multiplies the pixel at offset (1 - i, 1 - j).
+    for i in range(3):
+        for j in range(3):
+            wt = float(kernel[2 - i][2 - j])
+            if wt == 0:
+                continue
+            view = x[..., i : i + h, j : j + w]
+            if acc is None:
+                acc = view * wt
+            elif torch.is_grad_enabled() and x.requires_grad:
+                acc = acc + view * wt
+            else:
+                acc.add_(view, alpha=wt)
+    return acc
 
 
 def unsharp_mask(

@@ -28,11 +28,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .cfa import check_raw, pattern_colours, split_planes
+from .cfa import check_raw, merge_planes, pattern_colours, split_planes
 from .color import RGB_FROM_YUV, YUV_FROM_RGB, color_correct, gamma_encode, rgb_to_yuv, subtract_black_level, white_balance, yuv_to_rgb
 from .config import CAMERAS, CameraPreset, ISPConfig
-from .demosaic import demosaic_rggb_planes, rggb_canvas
-from .filters import fft_lowpass, gaussian_blur, median3x3_valid, median_filter, pad2d, sharpen, unsharp_mask
+from .demosaic import demosaic_rggb_planes, demosaic_sites, rggb_canvas
+from .filters import fft_lowpass, gaussian_blur, median_filter, sharpen, unsharp_mask
 
 __all__ = ["StaticISP", "run_stages", "luma_filter", "config_sharpen_fn", "config_denoise_fn", "as_raw_tensor", "STAGE_NAMES"]
 
@@ -139,48 +139,7 @@ def run_stages(
     return out, {k: v[..., oy : oy + h, ox : ox + w] for k, v in stages.items()}
 
 
-# --------------------------------------------------------------------------- compiling
-
-
-def _probe_polyphase(fn: Callable[[torch.Tensor], torch.Tensor], half_radius: int) -> torch.Tensor:
-    """Conv weight ``(C*4, 4, m, m)`` of a linear, shift-invariant-per-site map on RGGB planes.
-
-    ``fn`` maps planes ``(N, 4, n, n)`` (float64) to full-resolution ``(N, C, 2n, 2n)``.
-    """
-    m = 2 * half_radius + 1
-    n = 4 * half_radius + 6
-    c = n // 2
-    probes = torch.zeros(4 * m * m, 4, n, n, dtype=torch.float64)
-    idx = 0
-    for p in range(4):
-        for ky in range(m):
-            for kx in range(m):
-                probes[idx, p, c + ky - half_radius, c + kx - half_radius] = 1.0
-                idx += 1
-    out = fn(probes)  # (N, C, 2n, 2n)
-    tile = out[:, :, 2 * c : 2 * c + 2, 2 * c : 2 * c + 2]  # (N, C, 2, 2): the four sites
-    resp = tile.reshape(4, m, m, out.shape[1], 4)  # (p, ky, kx, C, site)
-    return resp.permute(3, 4, 0, 1, 2).reshape(out.shape[1] * 4, 4, m, m).contiguous()
-
-
-def _probe_kernel(fn: LumaFn, radius: int) -> torch.Tensor:
-    """Correlation kernel ``(2r+1, 2r+1)`` of a linear, shift-invariant luma filter."""
-    n = 4 * radius + 3
-    c = n // 2
-    impulse = torch.zeros(1, n, n, dtype=torch.float64)
-    impulse[0, c, c] = 1.0
-    resp = fn(impulse)[0, c - radius : c + radius + 1, c - radius : c + radius + 1]
-    return resp.flip(0, 1).contiguous()
-
-
-def _compose(*fns: LumaFn | None) -> LumaFn:
-    def f(y):
-        for fn in fns:
-            if fn is not None:
-                y = fn(y)
-        return y
-
-    return f
+# --------------------------------------------------------------------------- fast path
 
 
 class StaticISP(torch.nn.Module):
@@ -192,100 +151,77 @@ class StaticISP(torch.nn.Module):
         camera: "neutral", "drone", "microscopy" (:data:`raw_isp.CAMERAS`), a
             :class:`CameraPreset` or its dict.
         device, dtype: where and in which float type the ISP runs (float32 by default).
+        chunk_pixels: the batch is processed in chunks of about this many pixels so that
+            the intermediate planes stay in the CPU cache (ignored on CUDA).
 
     Calling it accepts torch tensors or numpy arrays, ``(B, H, W)`` or ``(H, W)``, float in
     [0, 1] or integer 16-bit DN (divided by 65535); output is on the ISP's device. It is an
-    ``nn.Module`` without parameters (the constant kernels are buffers), so it can be the
-    first module of a model and follows ``.to(device)``. Gradients flow to the input.
+    ``nn.Module`` without parameters, so it can be the first module of a model and follows
+    ``.to(device)``. Gradients flow to the input.
+
+    The result equals :func:`run_stages` with the same settings (to float rounding) but is
+    computed with the stages fused: white balance, colour matrix and the luma row of the YUV
+    transform are one 4x3 matrix applied per CFA site; only luma is filtered, and since
+    ``yuv_to_rgb`` maps a change ``dY`` of luma to ``q * dY`` in RGB (``q`` = its first
+    column), the YUV round trips collapse into one multiply-add; all work before the luma
+    filters happens on quarter-resolution CFA planes; gamma is computed in place.
     """
 
-    def __init__(self, config="bi_s_ga", camera="neutral", device=None, dtype=torch.float32):
+    def __init__(self, config="bi_s_ga", camera="neutral", device=None, dtype=torch.float32, chunk_pixels: int = 1 << 18):
         super().__init__()
         self.config = ISPConfig.parse(config)
         self.camera = CameraPreset.parse(camera)
         if dtype not in (torch.float32, torch.float64, torch.float16, torch.bfloat16):
             raise ValueError(f"dtype must be a floating-point torch dtype, got {dtype}")
         cfg, cam = self.config, self.camera
+        self.chunk_pixels = int(chunk_pixels)
         self._sharpen = config_sharpen_fn(cfg)
         self._denoise = config_denoise_fn(cfg)
-        linear_demosaic = cfg.demosaic != "menon2007"
-        if cfg.denoising == "fft":
-            self.mode = "stages"
-        elif linear_demosaic:
-            self.mode = "linear" if cfg.denoising != "median" else "linear_median"
-        else:
-            self.mode = "menon"
-        if cfg.denoising == "median" and cfg.median_size != 3:
-            self.mode = "stages"  # the fused median path is the 3x3 network
-        q = RGB_FROM_YUV[:, 0]  # how a change of Y shows in R, G, B
+        # The FFT filter is global (not a local stencil), so it runs stage by stage.
+        self.fused = cfg.denoising != "fft"
         self.margin = cfg.support + cfg.support % 2
-        if self.mode in ("linear", "linear_median"):
-            chain = _compose(self._sharpen, self._denoise if self.mode == "linear" else None)
-            if self.mode == "linear":
-                radius = cfg.support
-
-                def fn(planes):
-                    return luma_filter(self._linear_head(planes), chain)
-
-            else:
-                radius = cfg.support - cfg.denoise_support
-
-                def fn(planes):
-                    rgb = self._linear_head(planes)
-                    y = rgb_to_yuv(rgb)[:, :1]
-                    return torch.cat([rgb - q.view(1, 3, 1, 1) * y, chain(y[:, 0]).unsqueeze(1)], dim=1)
-
-            half = (radius + 1) // 2
-            weight = _probe_polyphase(fn, half)
-            bl = torch.tensor(cam.black_level, dtype=torch.float64)
-            bl = bl[[self._site_perm(i) for i in range(4)]]
-            bias = -(weight.sum(dim=(2, 3)) @ bl)
-            self.register_buffer("weight", weight.to(dtype), persistent=False)
-            self.register_buffer("bias", bias.to(dtype), persistent=False)
-            self._pad = 2 * half + (2 if self.mode == "linear_median" else 0)
-        elif self.mode == "menon":
-            m = torch.diag(torch.tensor(cam.white_balance, dtype=torch.float64))
-            m = torch.tensor(cam.colour_matrix, dtype=torch.float64).view(3, 3) @ m
-            y_row = YUV_FROM_RGB[0] @ m
-            self.register_buffer("to_a", (m - torch.outer(q, y_row)).to(dtype), persistent=False)
-            luma_r = cfg.sharpen_support + (cfg.denoise_support if cfg.denoising == "gaussian" else 0)
-            luma = _compose(self._sharpen, self._denoise if cfg.denoising == "gaussian" else None)
-            k = _probe_kernel(luma, luma_r) if luma_r else torch.ones(1, 1, dtype=torch.float64)
-            # The luma kernel and the Y weights fold into one 3 -> 1 convolution.
-            self.register_buffer("luma_weight", (y_row.view(1, 3, 1, 1) * k).to(dtype), persistent=False)
-            self.register_buffer("bl_planes", torch.tensor(cam.black_level, dtype=dtype), persistent=False)
-            self._pad = self.margin
-        else:
-            self._pad = self.margin
-        self.register_buffer("q", q.to(dtype), persistent=False)
+        colours = pattern_colours(cfg.pattern)
+        dy, dx = ((0, 0), (0, 1), (1, 0), (1, 1))[colours.index(0)]
+        # Black level of each RGGB canvas site, read from the input pattern's sites.
+        bl = [cam.black_level[((i // 2 + dy) % 2) * 2 + (i % 2 + dx) % 2] for i in range(4)]
+        wb_ccm = torch.tensor(cam.colour_matrix, dtype=torch.float64).view(3, 3) @ torch.diag(
+            torch.tensor(cam.white_balance, dtype=torch.float64)
+        )
+        mix = torch.cat([wb_ccm, (YUV_FROM_RGB[0] @ wb_ccm).view(1, 3)])  # rows: R, G, B, Y
+        q = RGB_FROM_YUV[:, 0]
+        mix[:3] -= torch.outer(q, mix[3])  # rows 0-2 now give rgb - q * Y
+        self._mix = mix.tolist()
+        self._q = q.tolist()
+        self.register_buffer("black_level", torch.tensor(bl, dtype=dtype).view(1, 4, 1, 1), persistent=False)
         self.to(device=device)
-
-    # -- helpers -----------------------------------------------------------------------
-    def _site_perm(self, i: int) -> int:
-        """Index into the camera's black level (input-pattern sites) for RGGB canvas site ``i``."""
-        dy, dx = ((0, 0), (0, 1), (1, 0), (1, 1))[pattern_colours(self.config.pattern).index(0)]
-        return ((i // 2 + dy) % 2) * 2 + (i % 2 + dx) % 2
-
-    def _linear_head(self, planes: torch.Tensor) -> torch.Tensor:
-        """Demosaic, white balance and colour matrix of black-level-free RGGB planes (float64)."""
-        rgb = demosaic_rggb_planes(planes, self.config.demosaic)
-        return color_correct(white_balance(rgb, self.camera.white_balance), self.camera.colour_matrix)
 
     @property
     def dtype(self) -> torch.dtype:
-        return self.q.dtype
+        return self.black_level.dtype
 
     @property
     def device(self) -> torch.device:
-        return self.q.device
+        return self.black_level.device
 
     def extra_repr(self) -> str:
-        name = self.config.variant or self.config
-        return f"config={name}, camera={self.camera.name}, mode={self.mode}, margin={self.margin}"
+        return f"config={self.config.variant or self.config}, camera={self.camera.name}, margin={self.margin}"
 
-    def _forward_stages(self, x: torch.Tensor, single: bool) -> torch.Tensor:
+    def forward(self, raw) -> torch.Tensor:
+        x, single = as_raw_tensor(raw, device=self.device, dtype=self.dtype)
+        if not self.fused:
+            out = self._forward_stages(x)
+        else:
+            h, w = x.shape[-2:]
+            step = x.shape[0] if x.is_cuda else max(1, self.chunk_pixels // (h * w))
+            if step >= x.shape[0]:
+                out = self._forward_fused(x)
+            else:
+                out = torch.cat([self._forward_fused(c) for c in x.split(step)])
+        return out[0] if single else out
+
+    def _forward_stages(self, x: torch.Tensor) -> torch.Tensor:
         cfg, cam = self.config, self.camera
-        out = run_stages(
+        return run_stages(
             x,
             demosaic=cfg.demosaic,
             pattern=cfg.pattern,
@@ -297,38 +233,31 @@ class StaticISP(torch.nn.Module):
             gamma=cfg.gamma,
             margin=self.margin,
         )
-        return out[0] if single else out
 
-    # -- forward -----------------------------------------------------------------------
-    def forward(self, raw) -> torch.Tensor:
-        x, single = as_raw_tensor(raw, device=self.device, dtype=self.dtype)
+    def _forward_fused(self, x: torch.Tensor) -> torch.Tensor:
         h, w = x.shape[-2:]
-        if self.mode == "stages":
-            return self._forward_stages(x, single)
-        if min(h, w) <= self._pad + 2:
-            return self._forward_stages(x, single)
-        canvas, (oy, ox) = rggb_canvas(x, pattern_colours(self.config.pattern), self._pad)
-        planes = split_planes(canvas)
-        if self.mode == "linear":
-            rgb = F.pixel_shuffle(F.conv2d(planes, self.weight, self.bias), 2)
-            off = self._pad  # the valid convolution has already removed the margin (RGGB)
-            oy, ox = oy - off, ox - off
-        elif self.mode == "linear_median":
-            out = F.pixel_shuffle(F.conv2d(planes, self.weight, self.bias), 2)
-            rgb, s = out[:, :3], out[:, 3]
-            off = self._pad - 2
-            rgb = rgb[..., 1:-1, 1:-1]
-            rgb = rgb + self.q.view(1, 3, 1, 1) * median3x3_valid(s).unsqueeze(1)
-            oy, ox = oy - off - 1, ox - off - 1
-        else:  # menon
-            planes = planes - self.bl_planes[[self._site_perm(i) for i in range(4)]].view(1, 4, 1, 1)
-            rgb = demosaic_rggb_planes(planes, "menon2007")
-            a = torch.einsum("ck,bkhw->bchw", self.to_a, rgb)
-            kw = self.luma_weight.shape[-1]
-            t = F.conv2d(F.pad(rgb, (kw // 2,) * 4, mode="replicate"), self.luma_weight)[:, 0]
-            if self.config.denoising == "median":
-                t = median3x3_valid(pad2d(t, 1, 1, "replicate"))
-            rgb = a + self.q.view(1, 3, 1, 1) * t.unsqueeze(1)
-        rgb = rgb[..., oy : oy + h, ox : ox + w]
-        out = gamma_encode(rgb, self.config.gamma)
-        return out[0] if single else out
+        canvas, (oy, ox) = rggb_canvas(x, pattern_colours(self.config.pattern), self.margin)
+        planes = split_planes(canvas) - self.black_level
+        rgb = demosaic_sites(planes, self.config.demosaic)  # (B, 3, 4, h/2, w/2)
+        r, g, b = rgb.unbind(1)
+        inplace = not (torch.is_grad_enabled() and x.requires_grad)
+        mixed = []
+        for row in self._mix:
+            acc = r * row[0]
+            if inplace:
+                acc.add_(g, alpha=row[1]).add_(b, alpha=row[2])
+            else:
+                acc = acc + g * row[1] + b * row[2]
+            mixed.append(acc)
+        y = merge_planes(mixed[3])
+        f = y
+        if self._sharpen is not None:
+            f = self._sharpen(f)
+        if self._denoise is not None:
+            f = self._denoise(f)
+        fq = split_planes(f)
+        out = torch.stack(
+            [(m.add_(fq, alpha=qc) if inplace else m + fq * qc) for m, qc in zip(mixed[:3], self._q)], dim=1
+        )
+        out = F.pixel_shuffle(out.flatten(1, 2), 2)[..., oy : oy + h, ox : ox + w]
+        return gamma_encode(out, self.config.gamma)

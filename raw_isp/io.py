@@ -1,0 +1,434 @@
+"""Raw file I/O: read and write uint16 Bayer mosaics as 16-bit TIFF or DNG.
+
+A raw frame is a numpy uint16 array of shape ``(H, W)`` with even ``H`` and ``W`` (one sample
+per pixel, the colour given by the CFA pattern). Reading refuses anything else with a
+:class:`RawFileError` whose message starts with the file path; writing is atomic (a temporary
+file in the same folder, then ``os.replace``), so no half-written file is ever left behind.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+from pathlib import Path
+from typing import Any, BinaryIO, Callable
+
+import numpy as np
+import tifffile
+import torch
+
+__all__ = [
+    "RawFileError",
+    "read_raw",
+    "read_raw_with_pattern",
+    "write_raw",
+    "write_dng",
+    "normalize_raw",
+]
+
+# TIFF / DNG tag codes and values used here.
+_PHOTOMETRIC_CFA = 32803
+_PHOTOMETRIC_LINEAR_RAW = 34892
+_TAG_CFA_REPEAT_PATTERN_DIM = 33421
+_TAG_CFA_PATTERN = 33422
+_TAG_DNG_VERSION = 50706
+_TAG_DNG_BACKWARD_VERSION = 50707
+_TAG_UNIQUE_CAMERA_MODEL = 50708
+_TAG_CFA_PLANE_COLOR = 50710
+_TAG_CFA_LAYOUT = 50711
+
+# CFA colour codes (0 = red, 1 = green, 2 = blue) of each 2x2 pattern, row-major. The pattern
+# names are the same as raw_isp.cfa.PATTERNS.
+_CFA_CODES: dict[str, tuple[int, int, int, int]] = {
+    "RGGB": (0, 1, 1, 2),
+    "BGGR": (2, 1, 1, 0),
+    "GRBG": (1, 0, 2, 1),
+    "GBRG": (1, 2, 0, 1),
+}
+_PATTERN_OF_CODES = {codes: name for name, codes in _CFA_CODES.items()}
+
+_TIFF_MAGICS = (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")
+_OTHER_FORMATS = (
+    (b"\x89PNG", "a PNG image"),
+    (b"\xff\xd8\xff", "a JPEG image"),
+    (b"GIF8", "a GIF image"),
+    (b"BM", "a BMP image"),
+    (b"\x93NUMPY", "a NumPy .npy file"),
+    (b"PK\x03\x04", "a ZIP archive (or .npz)"),
+    (b"FUJIFILMCCD-RAW", "a Fujifilm RAF raw file (try rawpy)"),
+    (b"IIU\x00", "a Panasonic RW2 raw file (try rawpy)"),
+    (b"IIRO", "an Olympus ORF raw file (try rawpy)"),
+)
+
+
+class RawFileError(ValueError):
+    """A raw file that cannot be read as a uint16 Bayer mosaic. The message starts with the path."""
+
+    def __init__(self, path: str | os.PathLike[str], problem: str) -> None:
+        self.path = os.fspath(path)
+        self.problem = problem
+        super().__init__(f"{self.path}: {problem}")
+
+
+def _check_path(path: Any) -> Path:
+    if not isinstance(path, (str, os.PathLike)):
+        raise TypeError(f"path must be a str or os.PathLike, got {type(path).__name__}")
+    return Path(path)
+
+
+# ---------------------------------------------------------------------------------- reading
+
+
+def _describe_non_tiff(head: bytes) -> str:
+    for magic, what in _OTHER_FORMATS:
+        if head.startswith(magic):
+            return what
+    if head[4:12] in (b"ftypcrx ", b"ftypheic") or head[4:8] == b"ftyp":
+        return "an ISO media file (for example a Canon CR3 raw or a HEIC image; try rawpy for raws)"
+    if head and all(32 <= b < 127 or b in (9, 10, 13) for b in head):
+        return "a text file"
+    return f"unrecognised header {head[:8]!r}"
+
+
+def _check_header(path: Path) -> None:
+    try:
+        if not path.exists():
+            raise RawFileError(path, "no such file")
+        if path.is_dir():
+            raise RawFileError(path, "is a directory, not a raw file")
+        size = path.stat().st_size
+        with open(path, "rb") as fh:
+            head = fh.read(16)
+    except OSError as e:
+        raise RawFileError(path, f"cannot open ({e.strerror or e})") from e
+    if size == 0:
+        raise RawFileError(path, "file is empty (0 bytes)")
+    if not any(head.startswith(m) for m in _TIFF_MAGICS):
+        if any(m.startswith(head) for m in _TIFF_MAGICS):
+            raise RawFileError(path, f"truncated file: only {size} bytes, too short for a TIFF header")
+        raise RawFileError(
+            path, f"not a TIFF or DNG file ({_describe_non_tiff(head)}); expected a 16-bit TIFF or a DNG"
+        )
+    if size < 8:
+        raise RawFileError(path, f"truncated file: only {size} bytes, too short for a TIFF header")
+
+
+def _walk_pages(pages: Any, depth: int = 0) -> list[Any]:
+    """All pages of an IFD chain and, recursively, of their SubIFDs (in file order)."""
+    out = []
+    for page in pages:
+        out.append(page)
+        if depth < 2 and getattr(page, "subifds", None):
+            out.extend(_walk_pages(page.pages, depth + 1))
+    return out
+
+
+def _is_reduced(page: Any) -> bool:
+    # NewSubFileType bit 0: a reduced-resolution copy (thumbnail / preview).
+    return bool(int(page.subfiletype or 0) & 1)
+
+
+def _pattern_of(page: Any) -> str | None:
+    dims = page.tags.get(_TAG_CFA_REPEAT_PATTERN_DIM)
+    codes = page.tags.get(_TAG_CFA_PATTERN)
+    if codes is None:
+        return None
+    if dims is not None and tuple(dims.value) != (2, 2):
+        return None
+    value = codes.value
+    codes_tuple = tuple(value) if isinstance(value, (bytes, tuple, list)) else (value,)
+    plane = page.tags.get(_TAG_CFA_PLANE_COLOR)
+    if plane is not None:
+        # CFAPlaneColor maps plane indices to colours (0 = R, 1 = G, 2 = B).
+        colours = tuple(plane.value) if isinstance(plane.value, (bytes, tuple, list)) else ()
+        if len(colours) < 3 or any(c >= len(colours) for c in codes_tuple):
+            return None
+        codes_tuple = tuple(colours[c] for c in codes_tuple)
+    return _PATTERN_OF_CODES.get(tuple(int(c) for c in codes_tuple))
+
+
+def _select_page(path: Path, tif: tifffile.TiffFile) -> tuple[Any, bool]:
+    """The page holding the raw mosaic, and whether the file is a DNG."""
+    main = list(tif.pages)
+    if not main:
+        raise RawFileError(path, "truncated or corrupt TIFF: it contains no readable image directory")
+    is_dng = main[0].tags.get(_TAG_DNG_VERSION) is not None
+    if is_dng:
+        # A DNG keeps previews beside the raw; the raw is the full-resolution CFA page.
+        every = _walk_pages(main)
+        cfa = [p for p in every if p.photometric == _PHOTOMETRIC_CFA]
+        if cfa:
+            full = [p for p in cfa if not _is_reduced(p)]
+            return (full or cfa)[0], is_dng
+        if any(p.photometric == _PHOTOMETRIC_LINEAR_RAW for p in every):
+            raise RawFileError(
+                path,
+                "DNG holds no CFA (Bayer mosaic) image: its raw data is LinearRaw (already "
+                "demosaiced); expected a single-channel Bayer mosaic",
+            )
+        raise RawFileError(path, "DNG holds no CFA (Bayer mosaic) image (no page with photometric 32803)")
+    # A plain TIFF: one full-resolution page (thumbnails aside), or it is a stack.
+    full = [p for p in main if not _is_reduced(p)] or main
+    if len(full) > 1:
+        p = full[0]
+        raise RawFileError(
+            path,
+            f"holds a stack of {len(full)} images (shape ({len(full)}, {p.imagelength}, "
+            f"{p.imagewidth})): more than 2 dims; expected a single 2-D Bayer mosaic",
+        )
+    return full[0], is_dng
+
+
+def _check_page(path: Path, page: Any, size: int) -> None:
+    h, w = int(page.imagelength), int(page.imagewidth)
+    depth = int(getattr(page, "imagedepth", 1) or 1)
+    spp = int(page.samplesperpixel)
+    if depth > 1:
+        raise RawFileError(
+            path,
+            f"holds a volume of shape ({depth}, {h}, {w}): more than 2 dims; "
+            "expected a 2-D Bayer mosaic",
+        )
+    if spp != 1:
+        raise RawFileError(
+            path,
+            f"has {spp} samples per pixel (shape {tuple(page.shape)}): an RGB or multi-channel "
+            "image, but a raw Bayer mosaic has one sample per pixel (shape (H, W))",
+        )
+    dtype = np.dtype(page.dtype) if page.dtype is not None else None
+    if dtype is None or dtype.kind != "u" or dtype.itemsize != 2:
+        found = f"{dtype.name} ({page.bitspersample}-bit)" if dtype is not None else (
+            f"{page.bitspersample}-bit sample format {page.sampleformat}"
+        )
+        raise RawFileError(path, f"pixel type {found} found, expected uint16")
+    if h == 0 or w == 0:
+        raise RawFileError(path, f"image is empty (size {h}x{w})")
+    if h % 2 or w % 2:
+        raise RawFileError(path, f"size {h}x{w} (HxW) is odd: a Bayer mosaic needs even height and width")
+    for offset, count in zip(page.dataoffsets, page.databytecounts):
+        if offset + count > size:
+            raise RawFileError(
+                path,
+                f"truncated file: image data runs to byte {offset + count} but the file has {size} bytes",
+            )
+    if int(page.compression) == 1 and sum(page.databytecounts) < h * w * page.bitspersample // 8:
+        raise RawFileError(
+            path, f"truncated or corrupt image data: {sum(page.databytecounts)} bytes for a {h}x{w} image"
+        )
+
+
+def _read_with_rawpy(path: Path) -> tuple[np.ndarray, str | None] | None:
+    """Decode a DNG with rawpy if it happens to be installed (optional; never a dependency)."""
+    try:
+        import rawpy  # type: ignore[import-not-found]
+    except ImportError:
+        return None
+    with rawpy.imread(os.fspath(path)) as r:
+        arr = np.array(r.raw_image, copy=True)
+        pattern = None
+        raw_pattern = getattr(r, "raw_pattern", None)
+        desc = getattr(r, "color_desc", b"")
+        if raw_pattern is not None and np.shape(raw_pattern) == (2, 2) and desc:
+            letters = "".join(chr(desc[int(i)]) for i in np.asarray(raw_pattern).ravel())
+            pattern = letters if letters in _CFA_CODES else None
+    return arr, pattern
+
+
+def _check_array_read(path: Path, arr: np.ndarray) -> np.ndarray:
+    if arr.ndim != 2:
+        raise RawFileError(path, f"decoded image has shape {arr.shape}; expected a 2-D Bayer mosaic (H, W)")
+    if arr.dtype.kind != "u" or arr.dtype.itemsize != 2:
+        raise RawFileError(path, f"pixel type {arr.dtype} found, expected uint16")
+    if arr.size == 0:
+        raise RawFileError(path, f"image is empty (shape {arr.shape})")
+    if arr.shape[0] % 2 or arr.shape[1] % 2:
+        h, w = arr.shape
+        raise RawFileError(path, f"size {h}x{w} (HxW) is odd: a Bayer mosaic needs even height and width")
+    return np.ascontiguousarray(arr, dtype=np.uint16)
+
+
+def read_raw_with_pattern(path: str | os.PathLike[str]) -> tuple[np.ndarray, str | None]:
+    """Read a raw Bayer mosaic and, for a DNG (or CFA TIFF), its CFA pattern.
+
+    Args:
+        path: a 16-bit TIFF or a DNG. In a DNG the raw image is the CFA page
+            (PhotometricInterpretation 32803, NewSubFileType 0), in the main IFD or a SubIFD.
+    Returns:
+        ``(raw, pattern)``: raw is numpy uint16 ``(H, W)`` with even H and W, the stored DN as
+        they are (no black-level subtraction, no crop to the DNG active area); pattern is one
+        of "RGGB", "BGGR", "GRBG", "GBRG", or None when the file does not say (plain TIFF) or
+        the CFA is not a 2x2 Bayer pattern.
+    Raises:
+        RawFileError: the file is missing, not a TIFF/DNG, truncated, not uint16, not a single
+            2-D even-sized mosaic, empty, or compressed with a codec that is not installed.
+    """
+    p = _check_path(path)
+    _check_header(p)
+    size = p.stat().st_size
+    try:
+        with tifffile.TiffFile(p) as tif:
+            page, is_dng = _select_page(p, tif)
+            _check_page(p, page, size)
+            pattern = _pattern_of(page)
+            compression = page.compression
+            try:
+                arr = page.asarray()
+            except (ValueError, KeyError, RuntimeError) as e:
+                if "imagecodecs" not in str(e):
+                    raise
+                if is_dng:
+                    fallback = _read_with_rawpy(p)
+                    if fallback is not None:
+                        arr, pattern = fallback[0], fallback[1] or pattern
+                        return _check_array_read(p, arr), pattern
+                name = getattr(compression, "name", str(compression))
+                raise RawFileError(
+                    p,
+                    f"the raw image is compressed with {name} (TIFF compression "
+                    f"{int(compression)}), which needs the optional 'imagecodecs' package to "
+                    "decode: pip install imagecodecs (or install rawpy)",
+                ) from e
+    except RawFileError:
+        raise
+    except Exception as e:  # tifffile signals corrupt structure with many exception types
+        raise RawFileError(
+            p, f"cannot read as TIFF/DNG, the file is truncated or corrupt ({type(e).__name__}: {e})"
+        ) from e
+    return _check_array_read(p, arr), pattern
+
+
+def read_raw(path: str | os.PathLike[str]) -> np.ndarray:
+    """Read a raw Bayer mosaic from a 16-bit TIFF or a DNG.
+
+    Returns:
+        numpy uint16 array ``(H, W)``, H and W even, stored DN as they are.
+    Raises:
+        RawFileError: see :func:`read_raw_with_pattern`.
+    """
+    return read_raw_with_pattern(path)[0]
+
+
+# ---------------------------------------------------------------------------------- writing
+
+
+def _check_array_write(array: Any) -> np.ndarray:
+    if isinstance(array, torch.Tensor):
+        array = array.detach().cpu().numpy()
+    if not isinstance(array, np.ndarray):
+        raise ValueError(f"array must be a numpy array or torch tensor, got {type(array).__name__}")
+    if array.dtype != np.uint16:
+        raise ValueError(f"array must have dtype uint16 (raw DN), got {array.dtype}")
+    if array.ndim != 2:
+        raise ValueError(f"array must be a 2-D Bayer mosaic (H, W), got shape {array.shape}")
+    if array.size == 0:
+        raise ValueError(f"array is empty (shape {array.shape})")
+    h, w = array.shape
+    if h % 2 or w % 2:
+        raise ValueError(f"array size {h}x{w} (HxW) is odd: a Bayer mosaic needs even height and width")
+    return np.ascontiguousarray(array)
+
+
+def _atomic_write(path: Path, write: Callable[[BinaryIO], None]) -> None:
+    """Write via a temporary file in the same folder and ``os.replace`` it onto ``path``."""
+    folder = path.parent
+    if not folder.is_dir():
+        raise RawFileError(path, f"folder {os.fspath(folder)!s} does not exist")
+    if path.is_dir():
+        raise RawFileError(path, "is a directory")
+    tmp = folder / f".{path.name}.{secrets.token_hex(6)}.tmp"
+    try:
+        # Exclusive create: honours the umask (unlike mkstemp's 0600) and never clobbers.
+        with open(tmp, "xb") as fh:
+            write(fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+def write_raw(path: str | os.PathLike[str], array: Any) -> None:
+    """Write a raw Bayer mosaic as a single-page uncompressed 16-bit TIFF, atomically.
+
+    Args:
+        path: destination; its folder must exist. An existing file is replaced.
+        array: uint16 ``(H, W)`` with even H and W (numpy, or a torch tensor).
+    Raises:
+        ValueError: ``array`` is not a non-empty even-sized 2-D uint16 array.
+        RawFileError: the destination folder does not exist or the path is a directory.
+    """
+    p = _check_path(path)
+    arr = _check_array_write(array)
+    _atomic_write(
+        p,
+        lambda fh: tifffile.imwrite(fh, arr, photometric="minisblack", compression=None, metadata=None),
+    )
+
+
+def write_dng(path: str | os.PathLike[str], array: Any, pattern: str = "RGGB") -> None:
+    """Write a raw Bayer mosaic as a minimal DNG (a TIFF with a CFA image), atomically.
+
+    The file has one uncompressed IFD with PhotometricInterpretation CFA (32803),
+    CFARepeatPatternDim (2, 2), CFAPattern for ``pattern``, CFAPlaneColor (R, G, B),
+    DNGVersion 1.4.0.0 and uint16 samples. It holds no colour calibration, so it is meant for
+    tests and for handing mosaics between tools, not as a camera-faithful DNG.
+
+    Args:
+        path: destination; its folder must exist. An existing file is replaced.
+        array: uint16 ``(H, W)`` with even H and W.
+        pattern: one of "RGGB", "BGGR", "GRBG", "GBRG".
+    Raises:
+        ValueError: bad ``array`` or ``pattern``.
+        RawFileError: the destination folder does not exist or the path is a directory.
+    """
+    p = _check_path(path)
+    arr = _check_array_write(array)
+    if pattern not in _CFA_CODES:
+        raise ValueError(f"pattern must be one of {', '.join(_CFA_CODES)}, got {pattern!r}")
+    extratags = [
+        (_TAG_CFA_REPEAT_PATTERN_DIM, "H", 2, (2, 2), True),
+        (_TAG_CFA_PATTERN, "B", 4, bytes(_CFA_CODES[pattern]), True),
+        (_TAG_DNG_VERSION, "B", 4, (1, 4, 0, 0), True),
+        (_TAG_DNG_BACKWARD_VERSION, "B", 4, (1, 1, 0, 0), True),
+        (_TAG_UNIQUE_CAMERA_MODEL, "s", 0, "raw_isp synthetic", True),
+        (_TAG_CFA_PLANE_COLOR, "B", 3, (0, 1, 2), True),
+        (_TAG_CFA_LAYOUT, "H", 1, 1, True),
+    ]
+    _atomic_write(
+        p,
+        lambda fh: tifffile.imwrite(
+            fh,
+            arr,
+            photometric=_PHOTOMETRIC_CFA,
+            subfiletype=0,
+            compression=None,
+            metadata=None,
+            extratags=extratags,
+        ),
+    )
+
+
+# ---------------------------------------------------------------------------------- units
+
+
+def normalize_raw(raw: Any) -> Any:
+    """Map raw DN to normalised units: ``raw / 65535`` as float32.
+
+    Args:
+        raw: integer DN (uint16 frames), any shape, numpy array or torch tensor.
+    Returns:
+        float32 of the same shape and kind (torch: same device), uint16 frames land in [0, 1].
+    Raises:
+        TypeError: ``raw`` is not integer (a float input is probably already normalised).
+    """
+    if isinstance(raw, torch.Tensor):
+        if raw.is_floating_point() or raw.is_complex() or raw.dtype == torch.bool:
+            raise TypeError(f"raw must hold integer DN (raw frames are uint16 DN), got dtype {raw.dtype}")
+        return raw.to(torch.float32) / 65535.0
+    arr = np.asarray(raw)
+    if not np.issubdtype(arr.dtype, np.integer):
+        raise TypeError(f"raw must hold integer DN (raw frames are uint16 DN), got dtype {arr.dtype}")
+    return (arr.astype(np.float32) / np.float32(65535.0)).astype(np.float32, copy=False)

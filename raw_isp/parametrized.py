@@ -1,0 +1,132 @@
+"""The ISP with learnable parameters, for drift forensics and drift optimisation."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import torch
+
+from .config import CameraPreset, ISPConfig
+from .filters import SHARPEN_KERNEL, conv2d_same, gaussian_kernel1d
+from .pipeline import as_raw_tensor, config_denoise_fn, run_stages
+
+__all__ = ["ParametrizedISP", "PARAMETER_GROUPS"]
+
+#: Names of the learnable parameter groups.
+PARAMETER_GROUPS = ("black_level", "white_balance", "colour_matrix", "sharpen_kernel", "blur_kernel", "gamma")
+
+
+def _sharpen_init(config: ISPConfig) -> torch.Tensor:
+    """Correlation kernel equal to the config's sharpening stage (identity 3x3 if none)."""
+    if config.sharpening == "sharpening_filter":
+        return torch.tensor(SHARPEN_KERNEL, dtype=torch.float64).flip(0, 1)
+    if config.sharpening == "unsharp_masking":
+        g = gaussian_kernel1d(config.sharpen_radius, dtype=torch.float64)
+        k = -config.sharpen_amount * torch.outer(g, g)
+        c = g.numel() // 2
+        k[c, c] += 1.0 + config.sharpen_amount
+        return k
+    k = torch.zeros(3, 3, dtype=torch.float64)
+    k[1, 1] = 1.0
+    return k
+
+
+class ParametrizedISP(torch.nn.Module):
+    """The static ISP chain with learnable black level, white balance, colour matrix,
+    sharpening kernel, blur kernel and gamma.
+
+    Initialised from a static config and camera, it computes the same view as
+    :class:`raw_isp.StaticISP` (to float rounding) until its parameters move. The demosaicing
+    method stays fixed (it has no continuous parameters); a Gaussian denoiser becomes a
+    learnable blur kernel, a median or FFT denoiser stays fixed.
+
+    Args:
+        config: variant name, :class:`ISPConfig` or dict.
+        camera: preset name, :class:`CameraPreset` or dict (initial colour parameters).
+        learn: which of :data:`PARAMETER_GROUPS` are trainable; the others are kept as
+            parameters with ``requires_grad=False``. Default: all.
+        dtype: float type of the parameters (float32 by default).
+
+    Parameters (normalised units): ``black_level (4,)`` per positional CFA site;
+    ``white_balance (3,)``; ``colour_matrix (3, 3)``; ``sharpen_kernel (k, k)`` correlation
+    kernel on luma; ``blur_kernel (k, k)`` (only with Gaussian denoising); ``gamma ()``.
+
+    ``forward(raw, return_stages=False)``: raw ``(B, H, W)`` or ``(H, W)`` in [0, 1] (or
+    uint16 DN) -> RGB ``(B, 3, H, W)`` in [0, 1]; with ``return_stages`` also a dict of every
+    intermediate stage (:data:`raw_isp.pipeline.STAGE_NAMES`), each cropped to the frame,
+    so gradients can be inspected per stage (call ``.retain_grad()`` on them).
+    """
+
+    def __init__(self, config="bi_s_ga", camera="neutral", learn: Iterable[str] | None = None, dtype=torch.float32):
+        super().__init__()
+        self.config = ISPConfig.parse(config)
+        cam = CameraPreset.parse(camera)
+        self.camera_name = cam.name
+        learn = set(PARAMETER_GROUPS if learn is None else learn)
+        unknown = learn - set(PARAMETER_GROUPS)
+        if unknown:
+            raise ValueError(f"unknown parameter groups {sorted(unknown)}; expected some of {PARAMETER_GROUPS}")
+        cfg = self.config
+
+        def param(name, value):
+            p = torch.nn.Parameter(torch.as_tensor(value, dtype=dtype).clone(), requires_grad=name in learn)
+            self.register_parameter(name, p)
+
+        param("black_level", cam.black_level)
+        param("white_balance", cam.white_balance)
+        param("colour_matrix", torch.tensor(cam.colour_matrix, dtype=torch.float64).view(3, 3))
+        param("sharpen_kernel", _sharpen_init(cfg))
+        if cfg.denoising == "gaussian":
+            g = gaussian_kernel1d(cfg.gaussian_sigma, dtype=torch.float64)
+            param("blur_kernel", torch.outer(g, g))
+        else:
+            self.blur_kernel = None
+        param("gamma", cfg.gamma)
+        self._fixed_denoise = None if cfg.denoising == "gaussian" else config_denoise_fn(cfg)
+        # Margin: demosaic support plus the radius of the (possibly larger) learnable kernels.
+        luma = self.sharpen_kernel.shape[-1] // 2 + (
+            self.blur_kernel.shape[-1] // 2 if self.blur_kernel is not None else cfg.denoise_support
+        )
+        support = cfg.support - cfg.sharpen_support - cfg.denoise_support + luma
+        self.margin = support + support % 2
+
+    def extra_repr(self) -> str:
+        return f"config={self.config.variant or self.config}, camera={self.camera_name}, margin={self.margin}"
+
+    def camera_preset(self) -> CameraPreset:
+        """The current colour parameters as a :class:`CameraPreset` (detached)."""
+        return CameraPreset(
+            tuple(self.black_level.detach().cpu().tolist()),
+            tuple(self.white_balance.detach().cpu().tolist()),
+            tuple(self.colour_matrix.detach().cpu().flatten().tolist()),
+            name=f"{self.camera_name}-learned",
+        )
+
+    def forward(self, raw, return_stages: bool = False):
+        p = self.black_level
+        x, single = as_raw_tensor(raw, device=p.device, dtype=p.dtype)
+        sharpen = lambda y: conv2d_same(y, self.sharpen_kernel, "symmetric")  # noqa: E731
+        if self.blur_kernel is not None:
+            denoise = lambda y: conv2d_same(y, self.blur_kernel, "symmetric")  # noqa: E731
+        else:
+            denoise = self._fixed_denoise
+        result = run_stages(
+            x,
+            demosaic=self.config.demosaic,
+            pattern=self.config.pattern,
+            black_level=self.black_level,
+            white_balance_gains=self.white_balance,
+            colour_matrix=self.colour_matrix,
+            sharpen_fn=sharpen,
+            denoise_fn=denoise,
+            gamma=self.gamma,
+            margin=self.margin,
+            return_stages=return_stages,
+        )
+        if not single:
+            return result
+        if return_stages:
+            rgb, stages = result
+            return rgb[0], {k: v[0] for k, v in stages.items()}
+        return result[0]
+

@@ -1,0 +1,738 @@
+"""``RawISPImageProcessor``: a transformers image processor that develops raw Bayer mosaics.
+
+Where a transformers image processor turns 8-bit RGB pictures into ``pixel_values``, this one
+takes raw sensor frames (uint16 Bayer mosaics or the same in normalised float units) and runs
+the project's static ISP (:class:`raw_isp.StaticISP`) on them before the usual resize and
+normalisation. The ISP runs once per call on the whole batch, as tensors, on the chosen device.
+
+    raw (B, H, W) uint16 --/raw_scale--> [0, 1] --StaticISP--> RGB (B, 3, H, W) in [0, 1]
+        --resize--> (B, 3, h, w) --(x - mean) / std--> pixel_values
+
+Loading with ``AutoImageProcessor``
+    Importing :mod:`raw_isp` registers this class with ``transformers.AutoImageProcessor`` (under
+    a marker config, :class:`RawISPProcessorConfig`), so that in any process that has run
+    ``import raw_isp``, ``AutoImageProcessor.from_pretrained(folder)`` returns a
+    ``RawISPImageProcessor`` for a folder written by :meth:`RawISPImageProcessor.save_pretrained`,
+    offline and without ``trust_remote_code``. ``save_pretrained`` also writes a two-line module
+    (``image_processing_raw_isp.py``, which only imports this class from the installed package)
+    and an ``auto_map`` entry, so a process that has not imported :mod:`raw_isp` can still load the
+    folder with ``AutoImageProcessor.from_pretrained(folder, trust_remote_code=True)``.
+
+Pipelines
+    ``transformers.pipeline("image-classification", ...)`` decodes a file path with PIL and
+    converts it to 8-bit RGB before the image processor sees it, which destroys a 16-bit raw.
+    The standard pipeline works when it is given the raw itself (``raw_isp.read_raw(path)``, a
+    numpy array, which it passes through untouched). To give it paths, pass
+    ``pipeline_class=RawImageClassificationPipeline``, or use the task name
+    ``"raw-image-classification"`` that importing :mod:`raw_isp` registers.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import json
+import math
+import os
+import sys
+import warnings
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from transformers import AutoImageProcessor, AutoModelForImageClassification
+from transformers.configuration_utils import PreTrainedConfig
+from transformers.image_processing_utils import BaseImageProcessor, BatchFeature
+from transformers.pipelines import PIPELINE_REGISTRY
+from transformers.pipelines.image_classification import ImageClassificationPipeline
+from transformers.processing_utils import ImagesKwargs
+
+from .config import CAMERAS, ISP_VARIANTS, CameraPreset, ISPConfig
+from .io import read_raw_with_pattern
+from .pipeline import StaticISP
+
+__all__ = [
+    "RawISPImageProcessor",
+    "RawISPProcessorConfig",
+    "RawImageClassificationPipeline",
+    "RESIZE_MODES",
+    "CAMERA_NORMALIZATION",
+]
+
+#: Values of ``resize_mode`` and the ``torch.nn.functional.interpolate`` mode each one uses.
+#: "nearest" is the pixel-centre-aligned variant ("nearest-exact"), like PIL's NEAREST.
+RESIZE_MODES = {"bilinear": "bilinear", "bicubic": "bicubic", "nearest": "nearest-exact", "area": "area"}
+
+#: Suggested ``image_mean`` / ``image_std`` per camera (statistics of ISP output in [0, 1]).
+#: The defaults of the processor are the neutral 0.5 / 0.5 of ViT; pass these to centre the data.
+CAMERA_NORMALIZATION = {
+    "microscopy": {"image_mean": [0.91, 0.84, 0.94], "image_std": [0.08, 0.12, 0.05]},
+}
+
+_SHIM_MODULE = "image_processing_raw_isp"
+_SHIM_SOURCE = (
+    "# Written by raw_isp.RawISPImageProcessor.save_pretrained: lets AutoImageProcessor find the class\n"
+    "# (with trust_remote_code=True) in a process that has not imported raw_isp. The code itself is the\n"
+    "# installed raw-isp-toolkit package; nothing else is defined here.\n"
+    "from raw_isp.processor import RawISPImageProcessor  # noqa: F401\n"
+)
+_AUTO_MAP = {"AutoImageProcessor": f"{_SHIM_MODULE}.RawISPImageProcessor"}
+# What to_dict / save_pretrained store (all JSON values).
+_SETTINGS = (
+    "isp", "camera", "raw_scale", "do_resize", "size", "resize_mode", "do_normalize", "image_mean", "image_std",
+)  # fmt: skip
+# Keys that transformers writes into (or passes through) a saved config; not settings of ours.
+_SERVICE_KEYS = ("image_processor_type", "auto_map", "processor_class", "feature_extractor_type")
+
+
+class RawISPImageProcessorKwargs(ImagesKwargs, total=False):
+    """Keyword arguments of :class:`RawISPImageProcessor` beyond the standard ``ImagesKwargs``.
+
+    transformers uses this TypedDict (``valid_kwargs``) to decide which keyword arguments of
+    ``from_pretrained`` override saved settings.
+    """
+
+    isp: str | dict | None
+    camera: str | dict | None
+    raw_scale: float | None
+    resize_mode: str | None
+
+
+class RawISPProcessorConfig(PreTrainedConfig):
+    """Marker config: the key under which :class:`RawISPImageProcessor` is registered with
+    ``AutoImageProcessor``. It holds no settings and belongs to no model."""
+
+    model_type = "raw_isp_processor"
+
+
+@dataclass(frozen=True)
+class _Options:
+    """Validated settings of one call (defaults merged with per-call overrides)."""
+
+    isp: ISPConfig
+    camera: CameraPreset
+    raw_scale: float
+    do_resize: bool
+    size: dict[str, int]
+    resize_mode: str
+    do_normalize: bool
+    image_mean: list[float]
+    image_std: list[float]
+
+
+# ------------------------------------------------------------------------- argument checks
+
+
+def _check_bool(value: Any, name: str) -> bool:
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be True or False, got {value!r}")
+    return bool(value)
+
+
+def _check_isp(isp: Any) -> ISPConfig:
+    if isinstance(isp, str) and isp not in ISP_VARIANTS:
+        raise ValueError(
+            f"isp: unknown ISP variant {isp!r}; expected one of {', '.join(ISP_VARIANTS)} or an ISPConfig dict"
+        )
+    try:
+        return ISPConfig.parse(isp)
+    except TypeError as e:
+        raise TypeError(f"isp: {e}") from None
+    except ValueError as e:
+        raise ValueError(f"isp: invalid ISP configuration: {e}") from None
+
+
+def _check_camera(camera: Any) -> CameraPreset:
+    if isinstance(camera, str) and camera not in CAMERAS:
+        raise ValueError(
+            f"camera: unknown camera {camera!r}; expected one of {sorted(CAMERAS)} or a dict with "
+            "black_level, white_balance, colour_matrix"
+        )
+    try:
+        return CameraPreset.parse(camera)
+    except TypeError as e:
+        raise TypeError(f"camera: {e}") from None
+    except ValueError as e:
+        raise ValueError(f"camera: invalid camera preset: {e}") from None
+
+
+def _check_raw_scale(raw_scale: Any) -> float:
+    if isinstance(raw_scale, bool) or not isinstance(raw_scale, (int, float, np.integer, np.floating)):
+        raise TypeError(f"raw_scale must be a number (the white level of integer raws), got {raw_scale!r}")
+    if not (math.isfinite(raw_scale) and raw_scale > 0):
+        raise ValueError(f"raw_scale must be a positive finite number, got {raw_scale!r}")
+    return float(raw_scale)
+
+
+def _check_size(size: Any) -> dict[str, int]:
+    """``int`` n -> n x n; ``(h, w)``; or ``{"height": h, "width": w}``; positive integers."""
+    if isinstance(size, Mapping):
+        if set(size) != {"height", "width"}:
+            raise ValueError(f"size must be a dict with exactly the keys 'height' and 'width', got keys {sorted(size)}")
+        h, w = size["height"], size["width"]
+    elif isinstance(size, (int, np.integer)) and not isinstance(size, bool):
+        h = w = size
+    elif isinstance(size, Sequence) and not isinstance(size, str) and len(size) == 2:
+        h, w = size
+    else:
+        raise ValueError(
+            f"size must be an int, a (height, width) pair or a dict with 'height' and 'width', got {size!r}"
+        )
+    for name, v in (("height", h), ("width", w)):
+        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
+            raise ValueError(f"size: {name} must be a positive integer, got {v!r}")
+    return {"height": int(h), "width": int(w)}
+
+
+def _check_resize_mode(mode: Any) -> str:
+    if mode not in RESIZE_MODES:
+        raise ValueError(f"resize_mode: unknown mode {mode!r}; expected one of {list(RESIZE_MODES)}")
+    return mode
+
+
+def _check_stats(value: Any, name: str, positive: bool) -> list[float]:
+    if isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool):
+        values = [float(value)] * 3
+    elif isinstance(value, (Sequence, np.ndarray, torch.Tensor)) and not isinstance(value, str) and len(value) == 3:
+        values = [float(v) for v in value]
+    else:
+        raise ValueError(f"{name} must be a number or 3 numbers (R, G, B), got {value!r}")
+    if not all(math.isfinite(v) for v in values) or (positive and min(values) <= 0):
+        kind = "positive finite" if positive else "finite"
+        raise ValueError(f"{name} must hold {kind} numbers, got {values}")
+    return values
+
+
+def _check_device(device: Any) -> torch.device:
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError) as e:
+        raise ValueError(f"device: {device!r} is not a torch device ({e})") from None
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ValueError(f"device: {device!r} requested but CUDA is not available")
+        if dev.index is None:
+            dev = torch.device("cuda", torch.cuda.current_device())
+    return dev
+
+
+def _check_return_tensors(return_tensors: Any) -> str | None:
+    if return_tensors is None:
+        return None
+    value = getattr(return_tensors, "value", return_tensors)  # transformers.TensorType
+    if value != "pt":
+        raise ValueError(f"return_tensors must be 'pt' or None, got {return_tensors!r}")
+    return "pt"
+
+
+# ---------------------------------------------------------------------------- input reading
+
+
+def _describe_pil(image: Any) -> str | None:
+    """The mode of a PIL image, or None if ``image`` is not one (PIL is imported only if loaded)."""
+    pil = sys.modules.get("PIL.Image")
+    if pil is not None and isinstance(image, pil.Image):
+        return image.mode
+    return None
+
+
+def _to_tensor(item: Any, where: str) -> torch.Tensor:
+    """One 2-D (or, for the whole input, 3-D) array-like as a torch tensor of its own dtype."""
+    mode = _describe_pil(item)
+    if mode is not None:
+        if mode in ("RGB", "RGBA", "P", "CMYK", "YCbCr", "LAB", "HSV", "LA", "PA", "RGBX"):
+            raise ValueError(
+                f"{where}: got a PIL image in mode {mode!r}, but RawISPImageProcessor takes raw Bayer mosaics "
+                "(a single-channel uint16 array, tensor, or the path of a raw TIFF/DNG). If this came from "
+                "transformers.pipeline('image-classification') called with a file path, transformers has already "
+                "decoded the file to 8-bit RGB: call the pipeline on raw_isp.read_raw(path) instead, or build it "
+                "with pipeline_class=raw_isp.processor.RawImageClassificationPipeline"
+            )
+        item = np.asarray(item)  # single-channel modes ("I;16", "I", "F", "L") hold the raw values
+    if isinstance(item, torch.Tensor):
+        t = item.detach()
+    elif isinstance(item, (np.ndarray, list, tuple)):
+        arr = np.asarray(item)
+        if arr.dtype.kind == "O":
+            raise TypeError(f"{where}: could not read as a numeric array (ragged or mixed nested sequence)")
+        if arr.dtype.kind not in "iuf":
+            raise TypeError(f"{where}: raw values must be integer or floating point, got dtype {arr.dtype}")
+        if arr.dtype.byteorder not in ("=", "|"):
+            arr = arr.astype(arr.dtype.newbyteorder("="))
+        if arr.dtype.kind == "u" and arr.dtype.itemsize > 2:
+            arr = arr.astype(np.int64)  # torch has few kernels for uint32/uint64
+        with warnings.catch_warnings():
+            # Read-only arrays (PIL, datasets) are fine: the data is only ever read, then copied.
+            warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
+            t = torch.from_numpy(np.ascontiguousarray(arr))
+    else:
+        raise TypeError(
+            f"{where}: expected a raw mosaic as a numpy array, torch tensor, single-channel PIL image or a file "
+            f"path (str or os.PathLike), got {type(item).__name__}"
+        )
+    if t.dtype == torch.bool or t.is_complex():
+        raise TypeError(f"{where}: raw values must be integer or floating point, got dtype {t.dtype}")
+    return t
+
+
+def _check_mosaic_shape(t: torch.Tensor, where: str, batched: bool) -> None:
+    if t.ndim == 3 and t.shape[-1] in (3, 4) and min(t.shape[0], t.shape[1]) > 4:
+        raise ValueError(
+            f"{where}: shape {tuple(t.shape)} looks like a channels-last RGB(A) image; RawISPImageProcessor "
+            "expects raw Bayer mosaics of shape (H, W) or a batch (B, H, W)"
+        )
+    if t.ndim not in ((2, 3) if batched else (2,)):
+        expected = "(H, W) or a batch (B, H, W)" if batched else "(H, W)"
+        raise ValueError(f"{where}: expected a raw mosaic of shape {expected}, got shape {tuple(t.shape)}")
+    h, w = t.shape[-2:]
+    if t.numel() == 0:
+        raise ValueError(f"{where}: empty image, shape {tuple(t.shape)}")
+    if h % 2 or w % 2:
+        raise ValueError(f"{where}: size {h}x{w} (HxW) is odd; a Bayer mosaic needs even height and width")
+
+
+def _is_url(path: str) -> bool:
+    return path.startswith(("http://", "https://"))
+
+
+def _gather(images: Any, name: str, pattern: str | None) -> tuple[list[torch.Tensor], bool]:
+    """Turn the ``images`` argument into tensors.
+
+    Returns ``(tensors, batched)``: a list of 2-D tensors, or one 3-D tensor with ``batched``.
+    ``pattern`` (the ISP's CFA pattern) is checked against what a raw file declares.
+    """
+
+    def read(path: str | os.PathLike, where: str) -> torch.Tensor:
+        if isinstance(path, str) and _is_url(path):
+            raise ValueError(f"{where}: URLs are not read (offline by design); download {path!r} first")
+        raw, file_pattern = read_raw_with_pattern(path)
+        if pattern is not None and file_pattern is not None and file_pattern != pattern:
+            raise ValueError(
+                f"{os.fspath(path)}: the file declares CFA pattern {file_pattern} but the ISP is set up for "
+                f"{pattern}; pass isp={{..., 'pattern': '{file_pattern}'}}"
+            )
+        return torch.from_numpy(raw)
+
+    if isinstance(images, (str, os.PathLike)):
+        return [read(images, name)], False
+    if isinstance(images, (np.ndarray, torch.Tensor)) or _describe_pil(images) is not None:
+        t = _to_tensor(images, name)
+        _check_mosaic_shape(t, name, batched=True)
+        return ([t], True) if t.ndim == 3 else ([t], False)
+    if isinstance(images, (list, tuple)):
+        if len(images) == 0:
+            raise ValueError(f"{name}: got an empty list")
+        out = []
+        for i, item in enumerate(images):
+            where = f"{name}[{i}]"
+            t = read(item, where) if isinstance(item, (str, os.PathLike)) else _to_tensor(item, where)
+            _check_mosaic_shape(t, where, batched=False)
+            if out and t.shape != out[0].shape:
+                raise ValueError(
+                    f"{name}: all images of one call must have the same shape, got {tuple(out[0].shape)} at "
+                    f"{name}[0] and {tuple(t.shape)} at {where}; call the processor once per shape"
+                )
+            out.append(t)
+        return out, False
+    raise TypeError(
+        f"{name}: expected a raw mosaic (numpy array, torch tensor, single-channel PIL image, file path) or a "
+        f"list of them, got {type(images).__name__}"
+    )
+
+
+def _as_spec(value: Any) -> Any:
+    """A config object as its dict, so that every stored setting is a JSON value."""
+    if isinstance(value, (ISPConfig, CameraPreset)):
+        return value.to_dict()
+    return dict(value) if isinstance(value, Mapping) else value
+
+
+# ----------------------------------------------------------------------------- ISP caching
+
+
+def _camera_key(camera: CameraPreset) -> str:
+    # The preset's name does not change the output, so it is not part of the key.
+    d = camera.to_dict()
+    d.pop("name", None)
+    return json.dumps(d, sort_keys=True)
+
+
+@functools.lru_cache(maxsize=16)
+def _cached_isp(isp_json: str, camera_json: str, device: str) -> StaticISP:
+    config = ISPConfig.from_dict(json.loads(isp_json))
+    camera = CameraPreset(**json.loads(camera_json))
+    return StaticISP(config, camera=camera, device=torch.device(device), dtype=torch.float32)
+
+
+def _isp_for(config: ISPConfig, camera: CameraPreset, device: torch.device) -> StaticISP:
+    return _cached_isp(json.dumps(config.to_dict(), sort_keys=True), _camera_key(camera), str(device))
+
+
+# ------------------------------------------------------------------------------- processor
+
+
+class RawISPImageProcessor(BaseImageProcessor):
+    r"""Develops raw Bayer mosaics with :class:`raw_isp.StaticISP`, then resizes and normalises.
+
+    Args:
+        isp: the ISP, a variant name of :data:`raw_isp.ISP_VARIANTS` (e.g. ``"bi_s_ga"``,
+            ``"ma_s_me"``) or an ``ISPConfig`` as a dict (``ISPConfig.to_dict()``; an
+            ``ISPConfig`` instance is stored as its dict).
+        camera: colour parameters, ``"neutral"``, ``"drone"``, ``"microscopy"`` (see
+            :data:`raw_isp.CAMERAS`) or a dict with ``black_level`` (4), ``white_balance`` (3),
+            ``colour_matrix`` (9 row-major) in normalised units.
+        raw_scale: integer raws are divided by this to reach [0, 1] (default 65535 for uint16
+            frames). Floating-point inputs are taken as already normalised to [0, 1].
+        do_resize: resize the developed RGB batch to ``size``.
+        size: ``{"height": h, "width": w}`` (an int n or a pair (h, w) is accepted and stored as
+            that dict).
+        resize_mode: ``"bilinear"`` (antialiased), ``"bicubic"`` (antialiased, result clipped to
+            [0, 1]), ``"nearest"`` or ``"area"``; done with ``torch.nn.functional.interpolate``.
+        do_normalize: apply ``(x - image_mean) / image_std`` per channel.
+        image_mean, image_std: 3 values (or one for all channels). Defaults 0.5 / 0.5 as for
+            ViT. For Raw-Microscopy, statistics of the ISP output are about mean
+            ``[0.91, 0.84, 0.94]`` and std ``[0.08, 0.12, 0.05]`` (:data:`CAMERA_NORMALIZATION`).
+
+    All settings are JSON values; they are what :meth:`to_dict` and :meth:`save_pretrained`
+    store. The device is chosen per call and is never stored.
+    """
+
+    model_input_names = ["pixel_values"]
+    valid_kwargs = RawISPImageProcessorKwargs
+
+    def __init__(
+        self,
+        isp: str | Mapping | ISPConfig = "bi_s_ga",
+        camera: str | Mapping | CameraPreset = "neutral",
+        raw_scale: float = 65535.0,
+        do_resize: bool = True,
+        size: int | Sequence[int] | Mapping[str, int] | None = None,
+        resize_mode: str = "bilinear",
+        do_normalize: bool = True,
+        image_mean: float | Sequence[float] | None = None,
+        image_std: float | Sequence[float] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        for key in _SERVICE_KEYS:
+            kwargs.pop(key, None)
+        if kwargs:
+            raise TypeError(f"RawISPImageProcessor got unknown settings {sorted(kwargs)}")
+        super().__init__()
+        self.isp = _as_spec(isp)
+        self.camera = _as_spec(camera)
+        self.raw_scale = raw_scale
+        self.do_resize = do_resize
+        self.size = {"height": 224, "width": 224} if size is None else size
+        self.resize_mode = resize_mode
+        self.do_normalize = do_normalize
+        self.image_mean = [0.5, 0.5, 0.5] if image_mean is None else image_mean
+        self.image_std = [0.5, 0.5, 0.5] if image_std is None else image_std
+        opts = self._options()  # fail now rather than at the first call
+        # Store the canonical JSON forms.
+        self.raw_scale, self.size = opts.raw_scale, opts.size
+        self.image_mean, self.image_std = opts.image_mean, opts.image_std
+
+    # ------------------------------------------------------------------ settings
+
+    def _options(self, **overrides: Any) -> _Options:
+        """Defaults from ``self`` with non-None ``overrides``, all validated."""
+        get = lambda k: overrides[k] if overrides.get(k) is not None else getattr(self, k)  # noqa: E731
+        return _Options(
+            isp=_check_isp(get("isp")),
+            camera=_check_camera(get("camera")),
+            raw_scale=_check_raw_scale(get("raw_scale")),
+            do_resize=_check_bool(get("do_resize"), "do_resize"),
+            size=_check_size(get("size")),
+            resize_mode=_check_resize_mode(get("resize_mode")),
+            do_normalize=_check_bool(get("do_normalize"), "do_normalize"),
+            image_mean=_check_stats(get("image_mean"), "image_mean", positive=False),
+            image_std=_check_stats(get("image_std"), "image_std", positive=True),
+        )
+
+    def get_isp(self, isp: Any = None, camera: Any = None, device: Any = None) -> StaticISP:
+        """The :class:`StaticISP` this processor runs (defaults, or the given overrides).
+
+        Built once per (ISP config, camera values, device) and cached for the process, so
+        repeated calls (and copies of the processor) do not rebuild kernels.
+        """
+        cfg = _check_isp(self.isp if isp is None else isp)
+        cam = _check_camera(self.camera if camera is None else camera)
+        return _isp_for(cfg, cam, _check_device("cpu" if device is None else device))
+
+    def to_dict(self) -> dict[str, Any]:
+        """The settings as JSON values, plus ``image_processor_type`` and ``auto_map``."""
+        settings = json.loads(json.dumps({key: getattr(self, key) for key in _SETTINGS}))
+        return {"image_processor_type": type(self).__name__, "auto_map": dict(_AUTO_MAP), **settings}
+
+    def save_pretrained(
+        self, save_directory: str | os.PathLike, push_to_hub: bool = False, **kwargs: Any
+    ) -> list[str]:
+        """Write ``preprocessor_config.json`` and the ``image_processing_raw_isp.py`` import shim.
+
+        The shim lets ``AutoImageProcessor.from_pretrained(folder, trust_remote_code=True)``
+        work in a process that has not imported :mod:`raw_isp`; with ``import raw_isp`` the
+        registered class is used and ``trust_remote_code`` is not needed.
+        """
+        if os.path.isfile(save_directory):
+            raise ValueError(f"save_directory: {os.fspath(save_directory)} is a file, not a folder")
+        os.makedirs(save_directory, exist_ok=True)
+        shim = os.path.join(save_directory, f"{_SHIM_MODULE}.py")
+        tmp = f"{shim}.tmp{os.getpid()}"
+        with open(tmp, "w", encoding="utf-8") as fh:
+            fh.write(_SHIM_SOURCE)
+        os.replace(tmp, shim)
+        files = super().save_pretrained(save_directory, push_to_hub=False)
+        if push_to_hub:
+            # push_to_hub saves into a temporary folder (shim included) and uploads all of it.
+            repo_id = kwargs.pop("repo_id", os.path.basename(os.path.abspath(save_directory)))
+            self.push_to_hub(repo_id, **kwargs)
+        return [*files, shim]
+
+    @classmethod
+    def register_for_auto_class(cls, auto_class: str | type = "AutoImageProcessor") -> None:
+        """Kept for API compatibility: :meth:`save_pretrained` always writes the ``auto_map``."""
+        name = auto_class if isinstance(auto_class, str) else auto_class.__name__
+        if name != "AutoImageProcessor":
+            raise ValueError(f"auto_class: RawISPImageProcessor registers only with AutoImageProcessor, got {name!r}")
+
+    # ---------------------------------------------------------------- processing
+
+    def preprocess(
+        self,
+        images: Any,
+        segmentation_maps: Any = None,
+        *,
+        isp: str | Mapping | ISPConfig | None = None,
+        camera: str | Mapping | CameraPreset | None = None,
+        raw_scale: float | None = None,
+        do_resize: bool | None = None,
+        size: int | Sequence[int] | Mapping[str, int] | None = None,
+        resize_mode: str | None = None,
+        do_normalize: bool | None = None,
+        image_mean: float | Sequence[float] | None = None,
+        image_std: float | Sequence[float] | None = None,
+        return_tensors: str | None = "pt",
+        device: str | torch.device | None = None,
+    ) -> BatchFeature:
+        """Develop, resize and normalise a raw or a batch of raws.
+
+        Args:
+            images: one raw or a batch: numpy array / torch tensor ``(H, W)`` or ``(B, H, W)``,
+                a list of ``(H, W)`` arrays/tensors, single-channel PIL images (mode ``"I;16"``
+                etc.), or paths (str / ``os.PathLike``) of raw TIFF/DNG files (read with
+                :func:`raw_isp.read_raw`; a DNG's CFA pattern must match the ISP's). Integer
+                values are divided by ``raw_scale``; floating-point values must already be in
+                [0, 1]. H and W even, one shape per call.
+            segmentation_maps: optional integer class maps, one ``(H, W)`` per image, same
+                H and W as the raws; resized with nearest-neighbour and returned as ``labels``.
+            isp, camera, raw_scale, do_resize, size, resize_mode, do_normalize, image_mean,
+                image_std: override the stored settings for this call only.
+            return_tensors: ``"pt"`` (stacked tensors) or None (lists of per-image tensors).
+            device: where the ISP runs (e.g. ``"cpu"``, ``"cuda"``); the outputs stay there.
+                Default: the device of a tensor input, else the CPU.
+
+        Returns:
+            ``BatchFeature`` with ``pixel_values`` float32 ``(B, 3, h, w)`` and, with
+            segmentation maps, ``labels`` int64 ``(B, h, w)``.
+
+        Raises:
+            ValueError / TypeError naming the argument: unknown ISP variant or camera, bad
+            size, RGB images, odd or mixed sizes, negative or non-finite values, integers above
+            ``raw_scale``, floats above 1, unsupported ``return_tensors``.
+        """
+        opts = self._options(
+            isp=isp, camera=camera, raw_scale=raw_scale, do_resize=do_resize, size=size, resize_mode=resize_mode,
+            do_normalize=do_normalize, image_mean=image_mean, image_std=image_std,
+        )  # fmt: skip
+        return_tensors = _check_return_tensors(return_tensors)
+        dev = None if device is None else _check_device(device)
+
+        tensors, batched = _gather(images, "images", opts.isp.pattern)
+        if dev is None:
+            on_device = [t.device for t in tensors if t.device.type != "cpu"]
+            dev = _check_device(on_device[0]) if on_device else torch.device("cpu")
+        raw = self._normalise(tensors, batched, opts.raw_scale, dev)
+
+        isp_module = _isp_for(opts.isp, opts.camera, dev)
+        with torch.no_grad():
+            rgb = isp_module(raw)
+            if opts.do_resize:
+                rgb = self._resize(rgb, opts.size, opts.resize_mode)
+            if opts.do_normalize:
+                mean = torch.tensor(opts.image_mean, dtype=rgb.dtype, device=dev).view(1, 3, 1, 1)
+                std = torch.tensor(opts.image_std, dtype=rgb.dtype, device=dev).view(1, 3, 1, 1)
+                rgb = (rgb - mean) / std
+
+        data: dict[str, Any] = {"pixel_values": rgb if return_tensors else list(rgb)}
+        if segmentation_maps is not None:
+            labels = self._labels(segmentation_maps, raw.shape, opts, dev)
+            data["labels"] = labels if return_tensors else list(labels)
+        return BatchFeature(data=data, tensor_type=return_tensors)
+
+    @staticmethod
+    def _normalise(tensors: list[torch.Tensor], batched: bool, raw_scale: float, device: torch.device) -> torch.Tensor:
+        """Float32 ``(B, H, W)`` on ``device`` in [0, 1]; checks ranges per image."""
+        # Convert before moving: torch has few kernels for uint16 on the accelerators.
+        if batched:
+            x = tensors[0].to(torch.float32).to(device)
+            is_int = torch.full((x.shape[0],), not tensors[0].is_floating_point(), device=device)
+        else:
+            x = torch.stack([t.to(torch.float32).to(device) for t in tensors])
+            is_int = torch.tensor([not t.is_floating_point() for t in tensors], device=device)
+        name = (lambda i: "images") if batched and x.shape[0] == 1 else (lambda i: f"images[{i}]")  # noqa: E731
+        lo, hi = x.amin(dim=(1, 2)), x.amax(dim=(1, 2))
+        finite = torch.isfinite(x).flatten(1).all(dim=1)
+        scale = torch.tensor(raw_scale, dtype=torch.float32, device=device)
+        limit = torch.where(is_int, scale, torch.ones_like(scale))
+        checks = zip(finite.tolist(), lo.tolist(), hi.tolist(), is_int.tolist(), limit.tolist())
+        for i, (ok, low, high, integer, lim) in enumerate(checks):
+            if not ok:
+                raise ValueError(f"{name(i)}: contains NaN or infinite values")
+            if low < 0:
+                raise ValueError(f"{name(i)}: raw values must be non-negative, found minimum {low:g}")
+            if high > lim:
+                if integer:
+                    raise ValueError(
+                        f"{name(i)}: integer raw values exceed raw_scale={lim:g} (maximum {high:g}); set raw_scale "
+                        "to the white level of the sensor"
+                    )
+                raise ValueError(
+                    f"{name(i)}: floating-point raws are taken as normalised to [0, 1], but the maximum is {high:g}; "
+                    "pass integer raws (divided by raw_scale) or normalise first"
+                )
+        # True division by a tensor on the same device (not a host scalar, which some kernels
+        # turn into a multiplication by the reciprocal), so results equal raw / raw_scale.
+        return x / limit.view(-1, 1, 1)
+
+    @staticmethod
+    def _resize(rgb: torch.Tensor, size: dict[str, int], resize_mode: str) -> torch.Tensor:
+        target = (size["height"], size["width"])
+        if tuple(rgb.shape[-2:]) == target:
+            return rgb
+        mode = RESIZE_MODES[resize_mode]
+        if mode in ("bilinear", "bicubic"):
+            out = F.interpolate(rgb, size=target, mode=mode, align_corners=False, antialias=True)
+            return out.clamp_(0.0, 1.0) if mode == "bicubic" else out
+        return F.interpolate(rgb, size=target, mode=mode)
+
+    def _labels(self, maps: Any, raw_shape: torch.Size, opts: _Options, device: torch.device) -> torch.Tensor:
+        """Integer maps ``(B, H, W)`` -> int64 ``(B, h, w)`` on ``device`` (nearest resize)."""
+        name = "segmentation_maps"
+        items = maps if isinstance(maps, (list, tuple)) else [maps]
+        if any(isinstance(m, (str, os.PathLike)) for m in items):
+            raise TypeError(f"{name}: paths are not read; pass the masks as arrays or tensors")
+        tensors, batched = _gather(maps, name, None)
+        m = tensors[0] if batched else torch.stack(tensors)
+        if m.is_floating_point():
+            raise TypeError(f"{name}: masks must hold integer class ids, got dtype {m.dtype}")
+        if m.shape[0] != raw_shape[0]:
+            raise ValueError(f"{name}: got {m.shape[0]} maps for {raw_shape[0]} images")
+        if tuple(m.shape[-2:]) != tuple(raw_shape[-2:]):
+            raise ValueError(
+                f"{name}: maps of size {tuple(m.shape[-2:])} do not match the images' size {tuple(raw_shape[-2:])}"
+            )
+        m = m.to(torch.int64).to(device)
+        target = (opts.size["height"], opts.size["width"])
+        if opts.do_resize and tuple(m.shape[-2:]) != target:
+            # float32 holds class ids exactly (< 2**24); nearest only copies values.
+            m = F.interpolate(m[:, None].to(torch.float32), size=target, mode="nearest-exact")[:, 0]
+            m = m.round().to(torch.int64)
+        return m
+
+    # ------------------------------------------------------------- post-processing
+
+    def post_process_semantic_segmentation(
+        self, outputs: Any, target_sizes: Sequence[Sequence[int]] | torch.Tensor | None = None
+    ) -> list[torch.Tensor]:
+        """Class maps from segmentation logits.
+
+        Args:
+            outputs: a model output with ``logits`` (or a dict with ``"logits"``, or the logits
+                tensor), float ``(B, C, h, w)``.
+            target_sizes: optional ``(H, W)`` per image (a list or a ``(B, 2)`` tensor); the
+                logits are upsampled bilinearly to it before the argmax.
+
+        Returns:
+            list of B int64 tensors ``(H, W)`` (or ``(h, w)`` without ``target_sizes``).
+        """
+        if isinstance(outputs, torch.Tensor):
+            logits = outputs
+        elif isinstance(outputs, Mapping) and "logits" in outputs:
+            logits = outputs["logits"]
+        elif hasattr(outputs, "logits"):
+            logits = outputs.logits
+        else:
+            raise TypeError(f"outputs: expected a model output with logits, got {type(outputs).__name__}")
+        if not isinstance(logits, torch.Tensor) or logits.ndim != 4:
+            got = tuple(logits.shape) if isinstance(logits, torch.Tensor) else type(logits).__name__
+            raise ValueError(f"outputs: logits must be a tensor (B, C, h, w), got {got}")
+        if target_sizes is None:
+            return list(logits.argmax(dim=1))
+        if isinstance(target_sizes, torch.Tensor):
+            target_sizes = target_sizes.tolist()
+        if len(target_sizes) != logits.shape[0]:
+            raise ValueError(f"target_sizes: got {len(target_sizes)} sizes for a batch of {logits.shape[0]} logits")
+        sizes = []
+        for i, s in enumerate(target_sizes):
+            if len(s) != 2 or any(int(v) != v or v < 1 for v in s):
+                raise ValueError(f"target_sizes[{i}]: expected (height, width) positive integers, got {s!r}")
+            sizes.append((int(s[0]), int(s[1])))
+        if len(set(sizes)) == 1:
+            up = F.interpolate(logits, size=sizes[0], mode="bilinear", align_corners=False)
+            return list(up.argmax(dim=1))
+        return [
+            F.interpolate(logits[i : i + 1], size=s, mode="bilinear", align_corners=False)[0].argmax(dim=0)
+            for i, s in enumerate(sizes)
+        ]
+
+
+# -------------------------------------------------------------------------------- pipeline
+
+
+class RawImageClassificationPipeline(ImageClassificationPipeline):
+    """``ImageClassificationPipeline`` that hands its inputs to the image processor untouched.
+
+    The standard pipeline decodes strings with PIL and converts to 8-bit RGB; here a path,
+    array, tensor or PIL image goes straight to the :class:`RawISPImageProcessor`, which reads
+    raw files itself and runs the ISP on the pipeline's device. Use it as
+    ``pipeline("image-classification", model=..., image_processor=RawISPImageProcessor(...),
+    pipeline_class=RawImageClassificationPipeline)`` or ``pipeline("raw-image-classification", ...)``.
+    """
+
+    def preprocess(self, image: Any, timeout: float | None = None) -> BatchFeature:
+        if not isinstance(self.image_processor, RawISPImageProcessor):
+            return super().preprocess(image, timeout=timeout)
+        device = self.device if self.device.type != "meta" else None
+        inputs = self.image_processor(images=image, return_tensors="pt", device=device)
+        return inputs.to(self.dtype) if self.dtype is not None else inputs
+
+
+def _register() -> None:
+    """Make ``AutoImageProcessor`` and ``pipeline()`` know the classes of this module."""
+    params = inspect.signature(AutoImageProcessor.register).parameters
+    if "image_processor_classes" in params:  # transformers 5: one class per backend name
+        classes = {"torchvision": RawISPImageProcessor, "pil": RawISPImageProcessor}
+        AutoImageProcessor.register(RawISPProcessorConfig, image_processor_classes=classes, exist_ok=True)
+    else:
+        AutoImageProcessor.register(
+            RawISPProcessorConfig, slow_image_processor_class=RawISPImageProcessor, exist_ok=True
+        )
+    if "raw-image-classification" not in PIPELINE_REGISTRY.get_supported_tasks():
+        PIPELINE_REGISTRY.register_pipeline(
+            "raw-image-classification",
+            pipeline_class=RawImageClassificationPipeline,
+            pt_model=AutoModelForImageClassification,
+            type="image",
+        )
+        # The registry marks the class for export as Hub code: Pipeline.save_pretrained would then
+        # copy this module and the raw_isp modules it imports into the folder and write
+        # custom_pipelines into the model config. The code is an installed package, so save the
+        # pipeline like a built-in one (model + RawISPImageProcessor) instead.
+        if "_registered_impl" in vars(RawImageClassificationPipeline):
+            del RawImageClassificationPipeline._registered_impl
+
+
+_register()
