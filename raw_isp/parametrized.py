@@ -53,8 +53,9 @@ class ParametrizedISP(torch.nn.Module):
 
     ``forward(raw, return_stages=False)``: raw ``(B, H, W)`` or ``(H, W)`` in [0, 1] (or
     uint16 DN) -> RGB ``(B, 3, H, W)`` in [0, 1]; with ``return_stages`` also a dict of every
-    intermediate stage (:data:`raw_isp.pipeline.STAGE_NAMES`), each cropped to the frame,
-    so gradients can be inspected per stage (call ``.retain_grad()`` on them).
+    intermediate stage (:data:`raw_isp.pipeline.STAGE_NAMES`), each cropped to the frame.
+    With ``return_stages`` the gradient of each stage, cropped to the frame, is stored in
+    ``isp.stage_grads[name]`` by the next ``backward()``, so gradients can be inspected per stage.
     """
 
     def __init__(self, config="bi_s_ga", camera="neutral", learn: Iterable[str] | None = None, dtype=torch.float32):
@@ -89,6 +90,7 @@ class ParametrizedISP(torch.nn.Module):
         )
         support = cfg.support - cfg.sharpen_support - cfg.denoise_support + luma
         self.margin = support + support % 2
+        self.stage_grads: dict[str, torch.Tensor] = {}
 
     def extra_repr(self) -> str:
         return f"config={self.config.variant or self.config}, camera={self.camera_name}, margin={self.margin}"
@@ -122,6 +124,7 @@ class ParametrizedISP(torch.nn.Module):
             gamma=self.gamma,
             margin=self.margin,
             return_stages=return_stages,
+            stage_grads=self.stage_grads if return_stages else None,
         )
         if not single:
             return result

@@ -22,7 +22,8 @@ followed by the fused linear tail.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+import functools
+from collections.abc import Callable
 
 import numpy as np
 import torch
@@ -100,6 +101,7 @@ def run_stages(
     gamma=2.2,
     margin: int = 0,
     return_stages: bool = False,
+    stage_grads: dict | None = None,
 ):
     """Run the ISP stage by stage on a mosaic ``(B, H, W)`` in [0, 1]; returns ``(B, 3, H, W)``.
 
@@ -107,7 +109,10 @@ def run_stages(
     ``margin``: reflection padding added around the mosaic before processing (see module
     docstring). With ``return_stages`` the result is ``(rgb, stages)`` where ``stages`` maps
     each name of :data:`STAGE_NAMES` to its output, cropped to the frame (``black_level`` is
-    the corrected mosaic ``(B, H, W)``, the others ``(B, 3, H, W)``).
+    the corrected mosaic ``(B, H, W)``, the others ``(B, 3, H, W)``). The stages are computed
+    on the padded canvas, so the cropped views are not on the path to the output; to inspect
+    gradients per stage pass a dict as ``stage_grads``: after ``backward()`` it holds each
+    stage's gradient, cropped to the frame.
     """
     raw = check_raw(raw)
     h, w = raw.shape[-2:]
@@ -134,9 +139,18 @@ def run_stages(
     rgb = gamma_encode(rgb, gamma)
     stages["output"] = rgb
     out = rgb[..., oy : oy + h, ox : ox + w]
+    if stage_grads is not None:
+        for name, t in stages.items():
+            if t.requires_grad:
+                t.register_hook(functools.partial(_store_grad, stage_grads, name, (oy, ox, h, w)))
     if not return_stages:
         return out
     return out, {k: v[..., oy : oy + h, ox : ox + w] for k, v in stages.items()}
+
+
+def _store_grad(store: dict, name: str, frame: tuple[int, int, int, int], grad: torch.Tensor) -> None:
+    oy, ox, h, w = frame
+    store[name] = grad[..., oy : oy + h, ox : ox + w].detach().clone()
 
 
 # --------------------------------------------------------------------------- fast path
