@@ -84,7 +84,11 @@ def config_denoise_fn(config: ISPConfig) -> LumaFn | None:
     if config.denoising == "median":
         return lambda y: median_filter(y, config.median_size)
     if config.denoising == "fft":
-        return lambda y: fft_lowpass(y, config.fft_keep_fraction)
+        def fft(y):
+            return fft_lowpass(y, config.fft_keep_fraction)
+
+        fft.is_global = True  # run_stages applies it to the frame, not the padded canvas
+        return fft
     return None
 
 
@@ -133,19 +137,25 @@ def run_stages(
     if sharpen_fn is not None:
         rgb = luma_filter(rgb, sharpen_fn)
     stages["sharpening"] = rgb
+    frame = {name: (oy, ox) for name in stages}
+    if getattr(denoise_fn, "is_global", False):
+        # A global filter (FFT) sees the frame itself, as the reference does, not the canvas.
+        rgb = rgb[..., oy : oy + h, ox : ox + w]
+        oy = ox = 0
     if denoise_fn is not None:
         rgb = luma_filter(rgb, denoise_fn)
     stages["denoising"] = rgb
     rgb = gamma_encode(rgb, gamma)
     stages["output"] = rgb
+    frame.update(denoising=(oy, ox), output=(oy, ox))
     out = rgb[..., oy : oy + h, ox : ox + w]
     if stage_grads is not None:
         for name, t in stages.items():
             if t.requires_grad:
-                t.register_hook(functools.partial(_store_grad, stage_grads, name, (oy, ox, h, w)))
+                t.register_hook(functools.partial(_store_grad, stage_grads, name, (*frame[name], h, w)))
     if not return_stages:
         return out
-    return out, {k: v[..., oy : oy + h, ox : ox + w] for k, v in stages.items()}
+    return out, {k: v[..., frame[k][0] : frame[k][0] + h, frame[k][1] : frame[k][1] + w] for k, v in stages.items()}
 
 
 def _store_grad(store: dict, name: str, frame: tuple[int, int, int, int], grad: torch.Tensor) -> None:

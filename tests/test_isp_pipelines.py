@@ -182,5 +182,5 @@ def test_parametrized_learns_a_white_balance():
         opt.zero_grad()
         loss.backward()
         opt.step()
-    assert float(loss) < first * 1e-3
+    assert loss.item() < first * 1e-3
     torch.testing.assert_close(isp.white_balance.detach(), torch.tensor(CAMERAS["drone"].white_balance), atol=0.05, rtol=0)
