@@ -95,7 +95,7 @@ def yuv_to_rgb(yuv: torch.Tensor) -> torch.Tensor:
     return apply_matrix(yuv, RGB_FROM_YUV.to(device=yuv.device, dtype=yuv.dtype))
 
 
-def gamma_encode(x: torch.Tensor, gamma: float | torch.Tensor = 2.2) -> torch.Tensor:
+def gamma_encode(x: torch.Tensor, gamma: float | torch.Tensor = 2.2, inplace: bool = False) -> torch.Tensor:
     """Clip to [0, 1] and apply ``x ** (1 / gamma)``.
 
     The derivative of ``x ** (1/gamma)`` is infinite at 0; where the clipped value is 0 the
@@ -106,13 +106,17 @@ def gamma_encode(x: torch.Tensor, gamma: float | torch.Tensor = 2.2) -> torch.Te
             raise ValueError(f"gamma must be positive, got {gamma}")
     else:
         gamma = gamma.to(device=x.device, dtype=x.dtype)
-    x = x.clamp(0.0, 1.0)
     needs_grad = torch.is_grad_enabled() and (
         x.requires_grad or (isinstance(gamma, torch.Tensor) and gamma.requires_grad)
     )
     if not needs_grad:
-        # In place, and log/exp rather than pow: about twice as fast on CPU (exp(-inf) = 0).
-        return x.log_().mul_(1.0 / gamma).exp_()
+        # In place, as exp2(log2(x) / gamma): several times faster than pow on CPU. Zeros are
+        # raised to the smallest normal float first (log of 0 and exp of -inf take a slow
+        # path); they come out below 1e-17 instead of exactly 0.
+        tiny = torch.finfo(x.dtype).tiny
+        x = x.clamp_(tiny, 1.0) if inplace else x.clamp(tiny, 1.0)
+        return x.log2_().mul_(1.0 / gamma).exp2_()
+    x = x.clamp(0.0, 1.0)
     positive = x > 0
     safe = torch.where(positive, x, torch.ones_like(x))
     return torch.where(positive, safe.pow(1.0 / gamma), torch.zeros_like(x))

@@ -33,6 +33,7 @@ __all__ = [
     "SUPPORT",
     "demosaic",
     "demosaic_sites",
+    "demosaic_site_planes",
     "demosaic_rggb_planes",
     "rggb_canvas",
     "linear_demosaic_kernels",
@@ -102,25 +103,25 @@ def _linear_taps(method: str) -> tuple:
     )
 
 
-def demosaic_sites(planes: torch.Tensor, method: str) -> torch.Tensor:
-    """Demosaic RGGB site planes ``(B, 4, h, w)`` into colour per site ``(B, 3, 4, h, w)``.
+def demosaic_site_planes(planes: torch.Tensor, method: str) -> list[list[torch.Tensor]]:
+    """Demosaic RGGB site planes ``(B, 4, h, w)``; returns ``out[c][s]``, colour ``c`` at site ``s``.
 
-    ``out[:, c, s]`` is colour ``c`` at every pixel of site ``s``;
-    ``pixel_shuffle(out.flatten(1, 2), 2)`` is the full image. Borders are extended by
-    replicating the planes, so the outermost ``SUPPORT[method]`` pixels are approximate;
-    callers pad the mosaic first (see :func:`demosaic`).
+    Each entry is a ``(B, h, w)`` tensor (the known colour of a site is a view of the input).
+    Borders are extended by replicating the planes, so the outermost ``SUPPORT[method]``
+    pixels are approximate; callers pad the mosaic first (see :func:`demosaic`).
     """
     if method == "menon2007":
-        return _menon_planes(planes).unflatten(1, (3, 4))
+        return _menon_planes(planes)
     if method not in ("bilinear", "malvar2004"):
         raise ValueError(f"unknown demosaicing method {method!r}; expected one of {DEMOSAIC_METHODS}")
     raw = _Sites({s: planes[:, s] for s in range(4)})
     inplace = not (torch.is_grad_enabled() and planes.requires_grad)
     out = []
     for per_site in _linear_taps(method):
+        row = []
         for s, taps in enumerate(per_site):
             if taps == ((0, 0, 1.0),):
-                out.append(raw[s])
+                row.append(raw[s])
                 continue
             acc = None
             for dy, dx, wt in taps:
@@ -131,8 +132,17 @@ def demosaic_sites(planes: torch.Tensor, method: str) -> torch.Tensor:
                     acc.add_(view, alpha=wt)
                 else:
                     acc = acc + view * wt
-            out.append(acc)
-    return torch.stack(out, dim=1).unflatten(1, (3, 4))
+            row.append(acc)
+        out.append(row)
+    return out
+
+
+def demosaic_sites(planes: torch.Tensor, method: str) -> torch.Tensor:
+    """Demosaic RGGB site planes ``(B, 4, h, w)`` into colour per site ``(B, 3, 4, h, w)``.
+
+    ``pixel_shuffle(out.flatten(1, 2), 2)`` is the full image (see :func:`demosaic_site_planes`).
+    """
+    return torch.stack([torch.stack(row, dim=1) for row in demosaic_site_planes(planes, method)], dim=1)
 
 
 def demosaic_rggb_planes(planes: torch.Tensor, method: str) -> torch.Tensor:
@@ -217,11 +227,20 @@ def _avg_v(f: _Sites, s: int) -> torch.Tensor:
     return 0.5 * (f.nb(s, -1, 0) + f.nb(s, 1, 0))
 
 
+def _select(mask: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """``a`` where ``mask`` (a 0/1 float tensor) is 1, else ``b``.
+
+    Written as ``b + mask * (a - b)``: several times faster than ``torch.where`` on CPU; where
+    the mask is 1 the result may differ from ``a`` by one rounding step.
+    """
+    return torch.addcmul(b, mask, a - b)
+
+
 def _fir3(f: _Sites, s: int, horizontal: torch.Tensor) -> torch.Tensor:
-    """Mean over x-1..x+1 where ``horizontal`` else over y-1..y+1 (site ``s``)."""
+    """Mean over x-1..x+1 where ``horizontal`` (0/1 float) else over y-1..y+1 (site ``s``)."""
     h = f[s] + f.nb(s, 0, -1) + f.nb(s, 0, 1)
     v = f[s] + f.nb(s, -1, 0) + f.nb(s, 1, 0)
-    return torch.where(horizontal, h, v) / 3
+    return _select(horizontal, h, v) / 3
 
 
 # d = sum of k * D over this window (offsets relative to the pixel, kernel k of the paper
@@ -230,8 +249,8 @@ _WINDOW_H = ((2, 0, 1.0), (2, -2, 1.0), (1, -1, 1.0), (0, 0, 3.0), (0, -2, 3.0),
 _WINDOW_V = tuple((dx, dy, wt) for dy, dx, wt in _WINDOW_H)
 
 
-def _menon_planes(planes: torch.Tensor) -> torch.Tensor:
-    """Menon (2007) with refining step on RGGB planes; returns ``(B, 12, h, w)`` for pixel_shuffle."""
+def _menon_planes(planes: torch.Tensor) -> list[list[torch.Tensor]]:
+    """Menon (2007) with refining step on RGGB planes; returns ``out[colour][site]``."""
     raw = _Sites({s: planes[:, s] for s in range(4)})
     chroma = (R_SITE, B_SITE)
 
@@ -252,8 +271,8 @@ def _menon_planes(planes: torch.Tensor) -> torch.Tensor:
     for s in chroma:
         d_h = sum(wt * dh.nb(s, dy, dx) for dy, dx, wt in _WINDOW_H)
         d_v = sum(wt * dv.nb(s, dy, dx) for dy, dx, wt in _WINDOW_V)
-        horizontal[s] = d_v >= d_h
-        green[s] = torch.where(horizontal[s], g_h[s], g_v[s])
+        horizontal[s] = (d_v >= d_h).to(planes.dtype)
+        green[s] = _select(horizontal[s], g_h[s], g_v[s])
     G = _Sites(green)
 
     # 5. Red and blue at green sites from the colour differences along the row or column.
@@ -266,8 +285,8 @@ def _menon_planes(planes: torch.Tensor) -> torch.Tensor:
     # 6. Red at blue sites and blue at red sites, along the chosen direction.
     Rs, Bs = _Sites(dict(red)), _Sites(dict(blue))
     hb, hr = horizontal[B_SITE], horizontal[R_SITE]
-    red[B_SITE] = raw[B_SITE] + torch.where(hb, _avg_h(Rs, B_SITE) - _avg_h(Bs, B_SITE), _avg_v(Rs, B_SITE) - _avg_v(Bs, B_SITE))
-    blue[R_SITE] = raw[R_SITE] + torch.where(hr, _avg_h(Bs, R_SITE) - _avg_h(Rs, R_SITE), _avg_v(Bs, R_SITE) - _avg_v(Rs, R_SITE))
+    red[B_SITE] = raw[B_SITE] + _select(hb, _avg_h(Rs, B_SITE) - _avg_h(Bs, B_SITE), _avg_v(Rs, B_SITE) - _avg_v(Bs, B_SITE))
+    blue[R_SITE] = raw[R_SITE] + _select(hr, _avg_h(Bs, R_SITE) - _avg_h(Rs, R_SITE), _avg_v(Bs, R_SITE) - _avg_v(Rs, R_SITE))
 
     # Refining step. (a) green at red/blue sites from smoothed colour differences.
     r_g = _Sites({s: red[s] - green[s] for s in range(4)})
@@ -286,4 +305,4 @@ def _menon_planes(planes: torch.Tensor) -> torch.Tensor:
     red[B_SITE] = blue[B_SITE] + _fir3(r_b, B_SITE, hb)
     blue[R_SITE] = red[R_SITE] - _fir3(r_b, R_SITE, hr)
 
-    return torch.stack([c[s] for c in (red, green, blue) for s in range(4)], dim=1)
+    return [[c[s] for s in range(4)] for c in (red, green, blue)]

@@ -22,6 +22,9 @@ __all__ = [
     "conv2d_same",
     "correlate_valid",
     "gaussian_blur",
+    "gaussian_blur_valid",
+    "sharpen_valid",
+    "unsharp_mask_valid",
     "sharpen",
     "unsharp_mask",
     "median_filter",
@@ -124,10 +127,10 @@ def correlate_valid(x: torch.Tensor, taps, axis: int) -> torch.Tensor:
     return acc
 
 
-def _separable(y: torch.Tensor, k: torch.Tensor, mode: str) -> torch.Tensor:
-    r = k.numel() // 2
+def gaussian_blur_valid(x: torch.Tensor, sigma: float | torch.Tensor = 0.5, truncate: float = 4.0) -> torch.Tensor:
+    """Gaussian filter without padding: ``(B, H, W)`` -> ``(B, H - 2r, W - 2r)``, r = :func:`gaussian_radius`."""
+    k = gaussian_kernel1d(sigma, truncate, dtype=x.dtype, device=x.device)
     taps = list(k) if k.requires_grad else k.tolist()
-    x = pad2d(y, r, r, mode)
     return correlate_valid(correlate_valid(x, taps, -2), taps, -1)
 
 
@@ -136,17 +139,13 @@ def gaussian_blur(
 ) -> torch.Tensor:
     """Gaussian filter of ``(B, H, W)`` equal to ``scipy.ndimage.gaussian_filter(y, sigma)``."""
     _check_image(y)
-    k = gaussian_kernel1d(sigma, truncate, dtype=y.dtype, device=y.device)
-    return _separable(y, k, mode)
+    r = gaussian_radius(float(sigma.detach()) if isinstance(sigma, torch.Tensor) else sigma, truncate)
+    return gaussian_blur_valid(pad2d(y, r, r, mode), sigma, truncate)
 
 
-def sharpen(y: torch.Tensor, kernel=SHARPEN_KERNEL, mode: str = "zeros") -> torch.Tensor:
-    """Sharpen ``(B, H, W)`` with a 3x3 kernel, as ``convolve2d(y, kernel, "same", boundary="fill")``."""
-    if isinstance(kernel, torch.Tensor):
-        return conv2d_same(y, kernel.flip(-2, -1), mode)
-    _check_image(y)
-    x = pad2d(y, 1, 1, mode)
-    h, w = y.shape[-2:]
+def sharpen_valid(x: torch.Tensor, kernel=SHARPEN_KERNEL) -> torch.Tensor:
+    """Convolve with a 3x3 kernel (nested sequence) without padding: ``(B, H, W)`` -> ``(B, H-2, W-2)``."""
+    h, w = x.shape[-2] - 2, x.shape[-1] - 2
     acc = None
     # Convolution flips the kernel: tap (i, j) multiplies the pixel at offset (1 - i, 1 - j).
     for i in range(3):
@@ -162,6 +161,21 @@ def sharpen(y: torch.Tensor, kernel=SHARPEN_KERNEL, mode: str = "zeros") -> torc
             else:
                 acc.add_(view, alpha=wt)
     return acc
+
+
+def sharpen(y: torch.Tensor, kernel=SHARPEN_KERNEL, mode: str = "zeros") -> torch.Tensor:
+    """Sharpen ``(B, H, W)`` with a 3x3 kernel, as ``convolve2d(y, kernel, "same", boundary="fill")``."""
+    if isinstance(kernel, torch.Tensor):
+        return conv2d_same(y, kernel.flip(-2, -1), mode)
+    _check_image(y)
+    return sharpen_valid(pad2d(y, 1, 1, mode), kernel)
+
+
+def unsharp_mask_valid(x: torch.Tensor, radius: float = 1.0, amount: float = 1.0) -> torch.Tensor:
+    """:func:`unsharp_mask` without padding: ``(B, H, W)`` -> ``(B, H - 2r, W - 2r)``."""
+    r = gaussian_radius(radius)
+    y = x[..., r : x.shape[-2] - r, r : x.shape[-1] - r]
+    return y + (y - gaussian_blur_valid(x, radius)) * amount
 
 
 def unsharp_mask(

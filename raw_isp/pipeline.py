@@ -32,8 +32,18 @@ import torch.nn.functional as F
 from .cfa import check_raw, merge_planes, pattern_colours, split_planes
 from .color import RGB_FROM_YUV, YUV_FROM_RGB, color_correct, gamma_encode, rgb_to_yuv, subtract_black_level, white_balance, yuv_to_rgb
 from .config import CAMERAS, CameraPreset, ISPConfig
-from .demosaic import demosaic_rggb_planes, demosaic_sites, rggb_canvas
-from .filters import fft_lowpass, gaussian_blur, median_filter, sharpen, unsharp_mask
+from .demosaic import demosaic_rggb_planes, demosaic_site_planes, rggb_canvas
+from .filters import (
+    fft_lowpass,
+    gaussian_blur,
+    gaussian_blur_valid,
+    median3x3_valid,
+    median_filter,
+    sharpen,
+    sharpen_valid,
+    unsharp_mask,
+    unsharp_mask_valid,
+)
 
 __all__ = ["StaticISP", "run_stages", "luma_filter", "config_sharpen_fn", "config_denoise_fn", "as_raw_tensor", "STAGE_NAMES"]
 
@@ -158,6 +168,28 @@ def run_stages(
     return out, {k: v[..., frame[k][0] : frame[k][0] + h, frame[k][1] : frame[k][1] + w] for k, v in stages.items()}
 
 
+def _luma_valid_steps(config: ISPConfig) -> list[LumaFn]:
+    """The luma stages of a config as unpadded filters (each shrinks the image by its radius)."""
+    steps = []
+    if config.sharpening == "sharpening_filter":
+        steps.append(sharpen_valid)
+    elif config.sharpening == "unsharp_masking":
+        steps.append(functools.partial(unsharp_mask_valid, radius=config.sharpen_radius, amount=config.sharpen_amount))
+    if config.denoising == "gaussian":
+        steps.append(functools.partial(gaussian_blur_valid, sigma=config.gaussian_sigma))
+    elif config.denoising == "median":
+        steps.append(median3x3_valid if config.median_size == 3 else _median_valid(config.median_size))
+    return steps
+
+
+def _median_valid(size: int) -> LumaFn:
+    def med(x):
+        r = size // 2
+        return median_filter(x, size)[..., r : x.shape[-2] - r, r : x.shape[-1] - r]
+
+    return med
+
+
 def _store_grad(store: dict, name: str, frame: tuple[int, int, int, int], grad: torch.Tensor) -> None:
     oy, ox, h, w = frame
     store[name] = grad[..., oy : oy + h, ox : ox + w].detach().clone()
@@ -215,6 +247,8 @@ class StaticISP(torch.nn.Module):
         q = RGB_FROM_YUV[:, 0]
         mix[:3] -= torch.outer(q, mix[3])  # rows 0-2 now give rgb - q * Y
         self._mix = mix.tolist()
+        self._luma_valid = _luma_valid_steps(cfg)
+        self._luma_shrink = cfg.sharpen_support + cfg.denoise_support
         self._q = q.tolist()
         self.register_buffer("black_level", torch.tensor(bl, dtype=dtype).view(1, 4, 1, 1), persistent=False)
         self.to(device=device)
@@ -235,12 +269,15 @@ class StaticISP(torch.nn.Module):
         if not self.fused:
             out = self._forward_stages(x)
         else:
-            h, w = x.shape[-2:]
-            step = x.shape[0] if x.is_cuda else max(1, self.chunk_pixels // (h * w))
-            if step >= x.shape[0]:
-                out = self._forward_fused(x)
-            else:
+            b, h, w = x.shape
+            step = b if x.is_cuda else max(1, self.chunk_pixels // (h * w))
+            if torch.is_grad_enabled() and x.requires_grad:
                 out = torch.cat([self._forward_fused(c) for c in x.split(step)])
+            else:
+                # Chunks write straight into one output tensor (no concatenation copy).
+                out = x.new_empty(b, 3, h, w)
+                for i in range(0, b, step):
+                    self._forward_fused(x[i : i + step], out[i : i + step])
         return out[0] if single else out
 
     def _forward_stages(self, x: torch.Tensor) -> torch.Tensor:
@@ -258,30 +295,53 @@ class StaticISP(torch.nn.Module):
             margin=self.margin,
         )
 
-    def _forward_fused(self, x: torch.Tensor) -> torch.Tensor:
-        h, w = x.shape[-2:]
+    def _forward_fused(self, x: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
+        """Fused chain on ``x (b, H, W)``; writes into ``out (b, 3, H, W)`` when given (no autograd)."""
+        b, h, w = x.shape
         canvas, (oy, ox) = rggb_canvas(x, pattern_colours(self.config.pattern), self.margin)
-        planes = split_planes(canvas) - self.black_level
-        rgb = demosaic_sites(planes, self.config.demosaic)  # (B, 3, 4, h/2, w/2)
-        r, g, b = rgb.unbind(1)
-        inplace = not (torch.is_grad_enabled() and x.requires_grad)
-        mixed = []
-        for row in self._mix:
-            acc = r * row[0]
-            if inplace:
-                acc.add_(g, alpha=row[1]).add_(b, alpha=row[2])
-            else:
-                acc = acc + g * row[1] + b * row[2]
-            mixed.append(acc)
-        y = merge_planes(mixed[3])
-        f = y
-        if self._sharpen is not None:
-            f = self._sharpen(f)
-        if self._denoise is not None:
-            f = self._denoise(f)
-        fq = split_planes(f)
-        out = torch.stack(
-            [(m.add_(fq, alpha=qc) if inplace else m + fq * qc) for m, qc in zip(mixed[:3], self._q)], dim=1
-        )
-        out = F.pixel_shuffle(out.flatten(1, 2), 2)[..., oy : oy + h, ox : ox + w]
-        return gamma_encode(out, self.config.gamma)
+        hc, wc = canvas.shape[-2] // 2, canvas.shape[-1] // 2
+        # Split into the four sites and subtract the black level in one pass.
+        sites = canvas.view(b, hc, 2, wc, 2).permute(0, 2, 4, 1, 3)
+        planes = (sites - self.black_level.view(1, 2, 2, 1, 1)).reshape(b, 4, hc, wc)
+        r, g, bl = demosaic_site_planes(planes, self.config.demosaic)
+        inplace = out is not None
+        # Per site: rows 0-2 give rgb - q*Y, row 3 gives Y (white balance, colour matrix, luma);
+        # Y is written straight into the full-resolution luma image.
+        y = x.new_empty(b, 2 * hc, 2 * wc)
+        y_sites = y.view(b, hc, 2, wc, 2)
+        mixed = [[None] * 4 for _ in range(3)]
+        for s in range(4):
+            for i, row in enumerate(self._mix):
+                if i == 3 and inplace:
+                    acc = torch.mul(r[s], row[0], out=y_sites[:, :, s // 2, :, s % 2])
+                else:
+                    acc = r[s] * row[0]
+                if inplace:
+                    acc.add_(g[s], alpha=row[1]).add_(bl[s], alpha=row[2])
+                else:
+                    acc = acc + g[s] * row[1] + bl[s] * row[2]
+                if i < 3:
+                    mixed[i][s] = acc
+                elif not inplace:
+                    y_sites[:, :, s // 2, :, s % 2] = acc
+        # The luma filters run without padding: the canvas margin already holds every pixel
+        # they need, so f(Y) covers the canvas minus `_luma_shrink` on each side.
+        for fn in self._luma_valid:
+            y = fn(y)
+        fy, fx = oy - self._luma_shrink, ox - self._luma_shrink
+        # Write rgb - q*Y + q*f(Y) straight into the interleaved output, cropped to the frame.
+        if out is None:
+            out = x.new_empty(b, 3, h, w)
+        out_sites = out.view(b, 3, h // 2, 2, w // 2, 2)
+        for a in range(2):
+            for c in range(2):
+                s = ((a + oy) % 2) * 2 + (c + ox) % 2
+                ty, tx = (a + oy) // 2, (c + ox) // 2
+                f = y[:, fy + a : fy + a + h : 2, fx + c : fx + c + w : 2]
+                for ch in range(3):
+                    m = mixed[ch][s][:, ty : ty + h // 2, tx : tx + w // 2]
+                    if inplace:
+                        torch.add(m, f, alpha=self._q[ch], out=out_sites[:, ch, :, a, :, c])
+                    else:
+                        out_sites[:, ch, :, a, :, c] = m + f * self._q[ch]
+        return gamma_encode(out, self.config.gamma, inplace=inplace)
