@@ -36,6 +36,7 @@ __all__ = [
     "demosaic_site_planes",
     "demosaic_rggb_planes",
     "rggb_canvas",
+    "rggb_site_order",
     "linear_demosaic_kernels",
 ]
 
@@ -166,6 +167,16 @@ def demosaic(raw: torch.Tensor, method: str = "bilinear", pattern: str = "RGGB")
     rgb = demosaic_rggb_planes(split_planes(canvas), method)
     h, w = raw.shape[-2:]
     return rgb[..., oy : oy + h, ox : ox + w]
+
+
+def rggb_site_order(pattern: str) -> list[int]:
+    """For each site of the RGGB canvas made by :func:`rggb_canvas`, the input site it came from.
+
+    Per-site values given for the input pattern (such as a black level) are reordered with
+    ``[values[i] for i in rggb_site_order(pattern)]``.
+    """
+    dy, dx = _SITES[pattern_colours(pattern).index(0)]
+    return [((a + dy) % 2) * 2 + (b + dx) % 2 for a, b in _SITES]
 
 
 def rggb_canvas(raw: torch.Tensor, colours: tuple[int, ...], pad: int) -> tuple[torch.Tensor, tuple[int, int]]:

@@ -32,7 +32,7 @@ import torch.nn.functional as F
 from .cfa import check_raw, merge_planes, pattern_colours, split_planes
 from .color import RGB_FROM_YUV, YUV_FROM_RGB, color_correct, gamma_encode, rgb_to_yuv, subtract_black_level, white_balance, yuv_to_rgb
 from .config import CAMERAS, CameraPreset, ISPConfig
-from .demosaic import demosaic_rggb_planes, demosaic_site_planes, rggb_canvas
+from .demosaic import demosaic_rggb_planes, demosaic_site_planes, rggb_canvas, rggb_site_order
 from .filters import (
     fft_lowpass,
     gaussian_blur,
@@ -132,10 +132,9 @@ def run_stages(
     h, w = raw.shape[-2:]
     canvas, (oy, ox) = rggb_canvas(raw, pattern_colours(pattern), margin)
     # Black level is given for the sites of the input pattern; the canvas may be shifted.
-    bl = torch.as_tensor(black_level, dtype=raw.dtype, device=raw.device) if not isinstance(black_level, torch.Tensor) else black_level
-    if bl.dim() > 0 and bl.shape[-1] == 4 and (oy % 2 or ox % 2):
-        perm = [((i // 2 + oy) % 2) * 2 + (i % 2 + ox) % 2 for i in range(4)]
-        bl = bl[..., perm]
+    bl = black_level if isinstance(black_level, torch.Tensor) else torch.as_tensor(black_level, dtype=raw.dtype, device=raw.device)
+    if bl.dim() > 0 and bl.shape[-1] == 4:
+        bl = bl[..., rggb_site_order(pattern)]
     x = subtract_black_level(canvas, bl)
     stages = {"black_level": x}
     rgb = demosaic_rggb_planes(split_planes(x), demosaic)
@@ -236,10 +235,7 @@ class StaticISP(torch.nn.Module):
         # The FFT filter is global (not a local stencil), so it runs stage by stage.
         self.fused = cfg.denoising != "fft"
         self.margin = cfg.support + cfg.support % 2
-        colours = pattern_colours(cfg.pattern)
-        dy, dx = ((0, 0), (0, 1), (1, 0), (1, 1))[colours.index(0)]
-        # Black level of each RGGB canvas site, read from the input pattern's sites.
-        bl = [cam.black_level[((i // 2 + dy) % 2) * 2 + (i % 2 + dx) % 2] for i in range(4)]
+        bl = [cam.black_level[i] for i in rggb_site_order(cfg.pattern)]
         wb_ccm = torch.tensor(cam.colour_matrix, dtype=torch.float64).view(3, 3) @ torch.diag(
             torch.tensor(cam.white_balance, dtype=torch.float64)
         )

@@ -184,3 +184,18 @@ def test_parametrized_learns_a_white_balance():
         opt.step()
     assert loss.item() < first * 1e-3
     torch.testing.assert_close(isp.white_balance.detach(), torch.tensor(CAMERAS["drone"].white_balance), atol=0.05, rtol=0)
+
+
+@pytest.mark.parametrize("pattern", ["RGGB", "BGGR", "GRBG", "GBRG"])
+@pytest.mark.parametrize("variant", ["bi_s_ga", "me_u_me"])
+def test_black_level_is_applied_per_input_site(variant, pattern):
+    # A flat scene whose four sites sit on four different black levels: after subtraction the
+    # mosaic is flat, so every variant must give a uniform grey (the sites map correctly).
+    bl = (0.01, 0.02, 0.03, 0.04)
+    raw = torch.full((1, 24, 28), 0.3, dtype=torch.float64)
+    for i, (dy, dx) in enumerate(((0, 0), (0, 1), (1, 0), (1, 1))):
+        raw[:, dy::2, dx::2] += bl[i]
+    camera = {"black_level": bl, "white_balance": (1, 1, 1), "colour_matrix": (1, 0, 0, 0, 1, 0, 0, 0, 1)}
+    cfg = ISPConfig.from_variant(variant, pattern=pattern)
+    for isp in (StaticISP(cfg, camera=camera, dtype=torch.float64), ParametrizedISP(cfg, camera=camera, dtype=torch.float64)):
+        torch.testing.assert_close(isp(raw), torch.full((1, 3, 24, 28), 0.3 ** (1 / 2.2), dtype=torch.float64), atol=1e-12, rtol=0)
