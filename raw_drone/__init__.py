@@ -1,6 +1,7 @@
 """Raw-Drone: aerial raw Bayer frames with cars, cut into 256x256 tiles (segmentation and classification).
 
-:mod:`raw_drone.synthetic` renders a physically modelled stand-in for the real data.
+:mod:`raw_drone.synthetic` renders a physically modelled stand-in for the real data;
+:mod:`raw_drone.builder` makes it (or the real data) a Hugging Face dataset.
 """
 
 from raw_drone.synthetic import (
@@ -12,7 +13,12 @@ from raw_drone.synthetic import (
     TileInfo,
 )
 
+from raw_drone.builder import CONFIG_NAMES, RawDrone, load_dataset
+
 __all__ = [
+    "CONFIG_NAMES",
+    "RawDrone",
+    "load_dataset",
     "CLASS_NAMES",
     "INTENSITIES",
     "NUM_CLASSIFICATION_TILES",

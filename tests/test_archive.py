@@ -1,0 +1,155 @@
+"""raw_isp.archive: safe, atomic zip extraction; manifests and download verification."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import stat
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from raw_isp.archive import (
+    ArchiveError,
+    ManifestEntry,
+    SourceError,
+    load_manifest,
+    safe_extract_zip,
+    verify_file,
+)
+
+
+def make_zip(path: Path, members: dict[str, bytes], symlinks: dict[str, str] | None = None,
+             special: dict[str, int] | None = None) -> Path:
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        for name, data in members.items():
+            zf.writestr(zipfile.ZipInfo(name), data)
+        for name, target in (symlinks or {}).items():
+            info = zipfile.ZipInfo(name)
+            info.external_attr = (stat.S_IFLNK | 0o777) << 16
+            zf.writestr(info, target)
+        for name, mode in (special or {}).items():
+            info = zipfile.ZipInfo(name)
+            info.external_attr = (mode | 0o644) << 16
+            zf.writestr(info, b"")
+    return path
+
+
+def leftovers(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.iterdir())
+
+
+def test_extracts_files_and_folders(tmp_path: Path) -> None:
+    members = {"layout/labels/a.dat": b"x BAS\n", "layout/images/raw_scale100/x.tiff": b"\x00" * 1000}
+    z = make_zip(tmp_path / "good.zip", members)
+    target = safe_extract_zip(z, tmp_path / "out")
+    for name, data in members.items():
+        assert (target / name).read_bytes() == data
+    assert leftovers(tmp_path) == ["good.zip", "out"]
+    with pytest.raises(FileExistsError, match="already exists"):
+        safe_extract_zip(z, tmp_path / "out")
+    z2 = make_zip(tmp_path / "other.zip", {"b.txt": b"new"})
+    safe_extract_zip(z2, tmp_path / "out", replace=True)
+    assert [p.name for p in (tmp_path / "out").iterdir()] == ["b.txt"]
+    assert leftovers(tmp_path) == ["good.zip", "other.zip", "out"]
+
+
+@pytest.mark.parametrize(
+    "members, kwargs, message",
+    [
+        ({"ok.txt": b"1", "../escape.txt": b"2"}, {}, r"'\.\./escape\.txt' has a '\.\.' component"),
+        ({"a/../../escape.txt": b"2"}, {}, "'..' component"),
+        ({"/etc/passwd": b"2"}, {}, "absolute path"),
+        ({"C:/windows/x.txt": b"2"}, {}, "drive letter"),
+        ({"a\\..\\..\\x.txt": b"2"}, {}, "'..' component"),
+        ({"ok.txt": b"1", "big.bin": b"\x00" * 5000}, {"max_total_bytes": 4000}, "max_total_bytes=4000"),
+    ],
+)
+def test_unsafe_members_are_refused_and_nothing_is_written(tmp_path: Path, members, kwargs, message) -> None:
+    z = make_zip(tmp_path / "bad.zip", members)
+    with pytest.raises(ArchiveError, match=message) as info:
+        safe_extract_zip(z, tmp_path / "out", **kwargs)
+    assert str(z) in str(info.value)
+    assert leftovers(tmp_path) == ["bad.zip"]
+    assert not (tmp_path.parent / "escape.txt").exists()
+
+
+def test_symlinks_special_files_and_duplicates_are_refused(tmp_path: Path) -> None:
+    z = make_zip(tmp_path / "link.zip", {"a.txt": b"1"}, symlinks={"link": "/etc/passwd"})
+    with pytest.raises(ArchiveError, match="'link' is a symbolic link"):
+        safe_extract_zip(z, tmp_path / "out")
+    z = make_zip(tmp_path / "fifo.zip", {"a.txt": b"1"}, special={"pipe": stat.S_IFIFO})
+    with pytest.raises(ArchiveError, match="'pipe' is a special file"):
+        safe_extract_zip(z, tmp_path / "out")
+    with zipfile.ZipFile(tmp_path / "dup.zip", "w") as zf:
+        zf.writestr("a.txt", b"1")
+        with pytest.warns(UserWarning):
+            zf.writestr("a.txt", b"2")
+    with pytest.raises(ArchiveError, match="appears twice"):
+        safe_extract_zip(tmp_path / "dup.zip", tmp_path / "out")
+    assert leftovers(tmp_path) == ["dup.zip", "fifo.zip", "link.zip"]
+
+
+def test_truncated_and_corrupt_archives_leave_nothing(tmp_path: Path) -> None:
+    z = make_zip(tmp_path / "a.zip", {f"d/f{i}.bin": bytes(range(256)) * 400 for i in range(4)})
+    data = z.read_bytes()
+    (tmp_path / "cut.zip").write_bytes(data[: len(data) // 2])
+    with pytest.raises(ArchiveError, match="cut.zip: not a zip archive, or truncated"):
+        safe_extract_zip(tmp_path / "cut.zip", tmp_path / "out")
+    # Damage the data of the last member but keep the directory: a CRC or inflate error mid-way.
+    with zipfile.ZipFile(z) as zf:
+        last = zf.infolist()[-1]
+    bad = bytearray(data)
+    start = last.header_offset + 30 + len(last.filename)
+    for k in range(start + 10, start + 60):
+        bad[k] ^= 0xFF
+    (tmp_path / "corrupt.zip").write_bytes(bytes(bad))
+    with pytest.raises(ArchiveError, match="'d/f3.bin' cannot be read, the archive is truncated or corrupt"):
+        safe_extract_zip(tmp_path / "corrupt.zip", tmp_path / "out")
+    (tmp_path / "text.zip").write_text("not a zip")
+    with pytest.raises(ArchiveError, match="not a zip archive"):
+        safe_extract_zip(tmp_path / "text.zip", tmp_path / "out")
+    assert leftovers(tmp_path) == ["a.zip", "corrupt.zip", "cut.zip", "text.zip"]
+
+
+def write_manifest(path: Path, files: list[dict]) -> Path:
+    path.write_text(json.dumps({"record": "test", "files": files}))
+    return path
+
+
+def test_manifest_is_validated(tmp_path: Path) -> None:
+    good = {"name": "m.zip", "url": "http://127.0.0.1/m.zip", "size": 10, "sha256": "ab" * 32}
+    entries = load_manifest(write_manifest(tmp_path / "m.json", [good, {"name": "x.dat", "url": "u", "size": None,
+                                                                        "sha256": None, "path": "labels/x.dat"}]))
+    assert entries[0] == ManifestEntry("m.zip", "http://127.0.0.1/m.zip", 10, "ab" * 32, True, None)
+    assert entries[0].verified and not entries[1].verified and not entries[1].extract
+    for bad, message in [
+        ({**good, "sha256": "xyz"}, "'sha256' must be 64 hex digits"),
+        ({**good, "size": -1}, "'size' must be a byte count"),
+        ({**good, "name": "../m.zip"}, "'name' must be a plain file name"),
+        ({**good, "url": ""}, "'url' must be a non-empty string"),
+        ({**good, "path": "../x"}, "'path' must be a relative path"),
+    ]:
+        with pytest.raises(SourceError, match=message):
+            load_manifest(write_manifest(tmp_path / "bad.json", [bad]))
+    with pytest.raises(SourceError, match="non-empty list 'files'"):
+        load_manifest(write_manifest(tmp_path / "empty.json", []))
+    (tmp_path / "broken.json").write_text("{")
+    with pytest.raises(SourceError, match="cannot read the download manifest as JSON"):
+        load_manifest(tmp_path / "broken.json")
+    with pytest.raises(SourceError, match="manifest not found"):
+        load_manifest(tmp_path / "missing.json")
+
+
+def test_verify_file_checks_size_and_checksum(tmp_path: Path) -> None:
+    f = tmp_path / "x.bin"
+    f.write_bytes(b"raw data" * 100)
+    sha = hashlib.sha256(f.read_bytes()).hexdigest()
+    verify_file(f, ManifestEntry("x.bin", "u", 800, sha))
+    with pytest.raises(SourceError, match="800 bytes downloaded but the manifest says 801"):
+        verify_file(f, ManifestEntry("x.bin", "u", 801, sha))
+    with pytest.raises(SourceError, match=f"SHA-256 {sha} does not match"):
+        verify_file(f, ManifestEntry("x.bin", "u", 800, "0" * 64))
+    with pytest.warns(UserWarning, match=f"not verified.*size 800, sha256 {sha}"):
+        verify_file(f, ManifestEntry("x.bin", "u", None, None))
