@@ -33,8 +33,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import resource
 import shutil
 import statistics
@@ -50,6 +48,9 @@ import torch
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "benchmarks"))
+
+from machine import load_average, machine_info  # noqa: E402
 
 #: (dataset package, config, target seconds or None): the configurations timed in "prepare".
 PREPARE: tuple[tuple[str, str, float | None], ...] = (
@@ -74,38 +75,10 @@ SHORT = {"raw_microscopy": "microscopy", "raw_drone": "drone"}
 # --------------------------------------------------------------------------- the machine
 
 
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
-def load_average() -> float | None:
-    return round(os.getloadavg()[0], 2) if hasattr(os, "getloadavg") else None
-
-
 def machine() -> dict[str, Any]:
-    try:
-        usable = len(os.sched_getaffinity(0))
-    except AttributeError:
-        usable = os.cpu_count()
     import datasets
 
-    return {
-        "cpu": cpu_model(),
-        "cpu_cores": os.cpu_count(),
-        "usable_cores": usable,
-        "torch_threads": torch.get_num_threads(),
-        "load_average_1min": load_average(),
-        "python": platform.python_version(),
-        "torch": torch.__version__,
-        "datasets": datasets.__version__,
-        "numpy": np.__version__,
-    }
+    return machine_info(datasets=datasets.__version__, numpy=np.__version__)
 
 
 # --------------------------------------------------------------------------- prepare

@@ -9,7 +9,6 @@ their continuous parameters (sigma, radius, amount, kernel weights).
 
 from __future__ import annotations
 
-import math
 
 import torch
 import torch.nn.functional as F
@@ -171,9 +170,11 @@ def sharpen(y: torch.Tensor, kernel=SHARPEN_KERNEL, mode: str = "zeros") -> torc
     return sharpen_valid(pad2d(y, 1, 1, mode), kernel)
 
 
-def unsharp_mask_valid(x: torch.Tensor, radius: float = 1.0, amount: float = 1.0) -> torch.Tensor:
+def unsharp_mask_valid(
+    x: torch.Tensor, radius: float | torch.Tensor = 1.0, amount: float | torch.Tensor = 1.0
+) -> torch.Tensor:
     """:func:`unsharp_mask` without padding: ``(B, H, W)`` -> ``(B, H - 2r, W - 2r)``."""
-    r = gaussian_radius(radius)
+    r = gaussian_radius(float(radius.detach()) if isinstance(radius, torch.Tensor) else radius)
     y = x[..., r : x.shape[-2] - r, r : x.shape[-1] - r]
     return y + (y - gaussian_blur_valid(x, radius)) * amount
 
@@ -186,7 +187,9 @@ def unsharp_mask(
     Same semantics as ``skimage.filters.unsharp_mask(y, radius, amount, preserve_range=True)``
     (no clipping).
     """
-    return y + (y - gaussian_blur(y, radius)) * amount
+    _check_image(y)
+    r = gaussian_radius(float(radius.detach()) if isinstance(radius, torch.Tensor) else radius)
+    return unsharp_mask_valid(pad2d(y, r, r, "symmetric"), radius, amount)
 
 
 def _sort2(a: torch.Tensor, b: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -9,15 +9,14 @@ least the support of the whole chain, processed, and cropped back, so every outp
 sees a full neighbourhood. A reference that pads each stage separately therefore agrees on
 the interior; ``StaticISP.margin`` says how wide the border is where it may not.
 
-:class:`StaticISP` computes the same result as :func:`run_stages` but compiles the chain
-into a few batched kernels. Every linear stage (bilinear or Malvar demosaicing, white
-balance, colour matrix, YUV, sharpening and Gaussian denoising) is folded into one
-convolution on the four CFA planes; its weights are found by running the stage functions
-themselves on impulses, so there is one implementation of each stage. A median (nonlinear)
-splits the chain: since only luma is filtered, ``rgb_out = rgb + q * (f(Y) - Y)`` with
-``q = yuv_to_rgb[:, 0]``, so the linear part delivers ``rgb - q*Y`` and the sharpened Y, and
-the median result is added back. Menon demosaicing is nonlinear too and runs on its own,
-followed by the fused linear tail.
+:func:`run_stages` runs the chain literally, one stage function after the other; it is what
+:class:`ParametrizedISP` uses (tensor parameters, gradients, every stage kept).
+:class:`StaticISP` computes the same result with the same stage functions, fused: it works on
+the four quarter-resolution CFA planes until luma is needed, folds white balance, colour
+matrix and the luma row of the YUV transform into one mix per site, and, since only luma is
+filtered, replaces the YUV round trips by ``rgb_out = rgb + q * (f(Y) - Y)`` with
+``q = yuv_to_rgb[:, 0]``. The luma filters run unpadded inside the margin, and the batch is
+processed in cache-sized chunks. The tests check that both paths agree to float rounding.
 """
 
 from __future__ import annotations
@@ -27,11 +26,10 @@ from collections.abc import Callable
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
-from .cfa import check_raw, merge_planes, pattern_colours, split_planes
+from .cfa import check_raw, pattern_colours, split_planes
 from .color import RGB_FROM_YUV, YUV_FROM_RGB, color_correct, gamma_encode, rgb_to_yuv, subtract_black_level, white_balance, yuv_to_rgb
-from .config import CAMERAS, CameraPreset, ISPConfig
+from .config import CameraPreset, ISPConfig
 from .demosaic import demosaic_rggb_planes, demosaic_site_planes, rggb_canvas, rggb_site_order
 from .filters import (
     fft_lowpass,
