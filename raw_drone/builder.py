@@ -88,14 +88,17 @@ from raw_isp.archive import (
     fingerprint_tree,
     layout_roots,
     load_manifest,
+    manifest_path,
 )
 from raw_isp.arrow import (
+    STUDY_CITATION,
     build_and_load,
     mask_feature,
     png_views,
     raw_image_feature,
     single_threaded_torch,
     source_code_hash,
+    warn_empty_split,
 )
 from raw_isp.config import ISP_VARIANTS
 from raw_isp.io import read_raw
@@ -297,7 +300,7 @@ class RawDrone(datasets.GeneratorBasedBuilder):
             if source == "local" and kwargs.get("data_dir") and Path(kwargs["data_dir"]).exists():
                 kwargs["source_fingerprint"] = fingerprint_tree(Path(kwargs["data_dir"]))
             elif source == "zenodo":
-                manifest = _manifest_path(kwargs.get("files_manifest"))
+                manifest = manifest_path(kwargs.get("files_manifest"), MANIFEST_ENV, DEFAULT_MANIFEST)
                 if manifest.is_file():
                     kwargs["source_fingerprint"] = file_sha256(manifest)[:16]
         super().__init__(*args, **kwargs)
@@ -375,7 +378,7 @@ class RawDrone(datasets.GeneratorBasedBuilder):
             features=datasets.Features(features),
             homepage="https://doi.org/10.5281/zenodo.5235536",
             license="cc-by-4.0",
-            citation=_CITATION,
+            citation=STUDY_CITATION,
         )
 
     # -- sources: every source yields jobs (tiles grouped by source) and the list of all frames
@@ -499,7 +502,7 @@ class RawDrone(datasets.GeneratorBasedBuilder):
             roots = layout_roots(data_dir, extract_root)
             where = str(data_dir)
         else:
-            manifest = _manifest_path(c.files_manifest)
+            manifest = manifest_path(c.files_manifest, MANIFEST_ENV, DEFAULT_MANIFEST)
             roots = []
             for r in fetch_manifest_files(dl_manager, load_manifest(manifest), self._cache_downloaded_dir):
                 roots.extend(layout_roots(r, extract_root))
@@ -546,7 +549,7 @@ class RawDrone(datasets.GeneratorBasedBuilder):
             if shards:
                 out.append(datasets.SplitGenerator(name=split, gen_kwargs={"shards": shards}))
             else:
-                _warn_empty(split, "source frames" if c.split_mode == "grouped" else "tiles")
+                warn_empty_split(split, "source frames" if c.split_mode == "grouped" else "tiles")
         return out
 
     # -- examples
@@ -608,16 +611,6 @@ class RawDrone(datasets.GeneratorBasedBuilder):
                 yield f"{tile.tile_id}@{intensity_tag(row['intensity'])}", ex
 
 
-def _warn_empty(split: str, unit: str) -> None:
-    # datasets cannot store an empty split; a tiny subset may leave one without examples.
-    warnings.warn(f"the {split} split got no examples (too few {unit} for a 70/15/15 split); it is left out",
-                  UserWarning, stacklevel=3)
-
-
-def _manifest_path(files_manifest: str | None) -> Path:
-    return Path(files_manifest or os.environ.get(MANIFEST_ENV) or DEFAULT_MANIFEST).expanduser()
-
-
 def _code_hash() -> str:
     import raw_isp.io as io_module
     import raw_isp.pipeline as pipeline_module
@@ -629,14 +622,6 @@ def _code_hash() -> str:
     )
 
 
-_CITATION = """@article{oala2023data,
-  title   = {Data Models for Dataset Drift Controls in Machine Learning With Optical Images},
-  author  = {Oala, Luis and Aversa, Marco and Nobis, Gabriel and Willis, Kurt and Neuenschwander, Yoan
-             and Buck, Mich{\\`e}le and Matek, Christian and Extermann, J{\\'e}r{\\^o}me and Pomarico, Enrico
-             and Samek, Wojciech and Murray-Smith, Roderick and Clausen, Christoph and Sanguinetti, Bruno},
-  journal = {Transactions on Machine Learning Research},
-  year    = {2023}
-}"""
 
 
 def load_dataset(

@@ -482,3 +482,8 @@ def layout_roots(data_dir: str | os.PathLike[str], extract_root: str | os.PathLi
             out.append((child, None))
             out.extend((grandchild, None) for grandchild in subfolders(child))
     return out
+
+
+def manifest_path(files_manifest: str | os.PathLike | None, env_var: str, default: Path) -> Path:
+    """The download manifest to use: the argument, else ``$env_var``, else ``default``."""
+    return Path(files_manifest or os.environ.get(env_var) or default).expanduser()

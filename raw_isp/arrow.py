@@ -56,6 +56,8 @@ from datasets.formatting.np_formatter import NumpyFormatter
 from datasets.formatting.torch_formatter import TorchFormatter
 
 __all__ = [
+    "STUDY_CITATION",
+    "warn_empty_split",
     "RAW_FORMAT_TYPE",
     "RawFormatSpec",
     "RawFormatter",
@@ -583,3 +585,23 @@ def png_views(isp: Any, raws: np.ndarray, compress_level: int = 1) -> list[dict[
         Image.fromarray(image, "RGB").save(buffer, format="PNG", compress_level=compress_level)
         out.append({"bytes": buffer.getvalue(), "path": None})
     return out
+
+
+#: BibTeX of the study both datasets were published with (the builders' ``citation``).
+STUDY_CITATION = """@article{oala2023data,
+  title   = {Data Models for Dataset Drift Controls in Machine Learning With Optical Images},
+  author  = {Oala, Luis and Aversa, Marco and Nobis, Gabriel and Willis, Kurt and Neuenschwander, Yoan
+             and Buck, Mich{\\`e}le and Matek, Christian and Extermann, J{\\'e}r{\\^o}me and Pomarico, Enrico
+             and Samek, Wojciech and Murray-Smith, Roderick and Clausen, Christoph and Sanguinetti, Bruno},
+  journal = {Transactions on Machine Learning Research},
+  year    = {2023}
+}"""
+
+
+def warn_empty_split(split: str, unit: str) -> None:
+    """Warn that ``split`` got no examples: ``datasets`` cannot store an empty split, and a tiny
+    subset may leave one without any (``unit`` names what was too few, e.g. "cells")."""
+    import warnings
+
+    warnings.warn(f"the {split} split got no examples (too few {unit} for a 70/15/15 split); it is left out",
+                  UserWarning, stacklevel=3)

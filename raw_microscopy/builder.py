@@ -66,8 +66,17 @@ from raw_isp.archive import (
     fingerprint_tree,
     layout_roots,
     load_manifest,
+    manifest_path,
 )
-from raw_isp.arrow import build_and_load, png_views, raw_image_feature, single_threaded_torch, source_code_hash
+from raw_isp.arrow import (
+    STUDY_CITATION,
+    build_and_load,
+    png_views,
+    raw_image_feature,
+    single_threaded_torch,
+    source_code_hash,
+    warn_empty_split,
+)
 from raw_isp.config import ISP_VARIANTS
 from raw_isp.io import read_raw
 from raw_isp.splits import SPLIT_NAMES, kfold_split, split_assignment
@@ -279,7 +288,7 @@ class RawMicroscopy(datasets.GeneratorBasedBuilder):
                 if Path(kwargs["data_dir"]).exists():
                     kwargs["source_fingerprint"] = fingerprint_tree(Path(kwargs["data_dir"]))
             elif source == "zenodo":
-                manifest = _manifest_path(kwargs.get("files_manifest"))
+                manifest = manifest_path(kwargs.get("files_manifest"), MANIFEST_ENV, DEFAULT_MANIFEST)
                 if manifest.is_file():
                     kwargs["source_fingerprint"] = file_sha256(manifest)[:16]
         super().__init__(*args, **kwargs)
@@ -340,7 +349,7 @@ class RawMicroscopy(datasets.GeneratorBasedBuilder):
             features=features,
             homepage="https://doi.org/10.5281/zenodo.5235536",
             license="cc-by-4.0",
-            citation=_CITATION,
+            citation=STUDY_CITATION,
         )
 
     # -- sources
@@ -358,7 +367,7 @@ class RawMicroscopy(datasets.GeneratorBasedBuilder):
             roots = layout_roots(data_dir, extract_root)
             where = str(data_dir)
         else:
-            manifest = _manifest_path(c.files_manifest)
+            manifest = manifest_path(c.files_manifest, MANIFEST_ENV, DEFAULT_MANIFEST)
             entries = load_manifest(manifest)
             base_roots = fetch_manifest_files(dl_manager, entries, self._cache_downloaded_dir)
             roots = []
@@ -385,7 +394,7 @@ class RawMicroscopy(datasets.GeneratorBasedBuilder):
             if shards:
                 out.append(datasets.SplitGenerator(name=split, gen_kwargs={"shards": shards}))
             else:
-                _warn_empty(split, "cells")
+                warn_empty_split(split, "cells")
         return out
 
     # -- examples
@@ -434,16 +443,6 @@ class RawMicroscopy(datasets.GeneratorBasedBuilder):
                 }
 
 
-def _warn_empty(split: str, unit: str) -> None:
-    # datasets cannot store an empty split; a tiny subset may leave one without examples.
-    warnings.warn(f"the {split} split got no examples (too few {unit} for a 70/15/15 split); it is left out",
-                  UserWarning, stacklevel=3)
-
-
-def _manifest_path(files_manifest: str | None) -> Path:
-    return Path(files_manifest or os.environ.get(MANIFEST_ENV) or DEFAULT_MANIFEST).expanduser()
-
-
 def _code_hash() -> str:
     import raw_isp.io as io_module
     import raw_isp.pipeline as pipeline_module
@@ -455,14 +454,6 @@ def _code_hash() -> str:
     )
 
 
-_CITATION = """@article{oala2023data,
-  title   = {Data Models for Dataset Drift Controls in Machine Learning With Optical Images},
-  author  = {Oala, Luis and Aversa, Marco and Nobis, Gabriel and Willis, Kurt and Neuenschwander, Yoan
-             and Buck, Mich{\\`e}le and Matek, Christian and Extermann, J{\\'e}r{\\^o}me and Pomarico, Enrico
-             and Samek, Wojciech and Murray-Smith, Roderick and Clausen, Christoph and Sanguinetti, Bruno},
-  journal = {Transactions on Machine Learning Research},
-  year    = {2023}
-}"""
 
 
 def load_dataset(
