@@ -39,22 +39,23 @@ def parse_args(argv=None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
-def load_frame(args) -> tuple[np.ndarray, str, str]:
-    """The raw frame (uint16 (H, W)), a description, and the sensor preset name for scaling."""
+def load_frame(args) -> tuple[np.ndarray, str, str, str]:
+    """The raw frame (uint16 (H, W)), a description, the sensor preset for scaling, the CFA pattern."""
     if args.raw is not None:
-        return raw_isp.read_raw(args.raw), str(args.raw), args.camera or "neutral"
+        raw, pattern = raw_isp.read_raw_with_pattern(args.raw)
+        return raw, str(args.raw), args.camera or "neutral", pattern or "RGGB"
     if args.source == "microscopy":
         from raw_microscopy import CLASS_NAMES, MicroscopySimulator
 
         sim = MicroscopySimulator(seed=0)
         label = CLASS_NAMES[sim.label(args.index)]
-        return sim.raw(args.index), f"synthetic Raw-Microscopy example {args.index} ({label})", "microscopy"
+        return sim.raw(args.index), f"synthetic Raw-Microscopy example {args.index} ({label})", "microscopy", "RGGB"
     from raw_drone import DroneSimulator
 
     tiles = DroneSimulator(seed=0).segmentation_tiles(num=args.index + 1, intensities=(1.0,))
     for k, tile in enumerate(tiles):
         if k == args.index:
-            return tile["image"], f"synthetic Raw-Drone tile {tile['tile_id']}", "drone"
+            return tile["image"], f"synthetic Raw-Drone tile {tile['tile_id']}", "drone", "RGGB"
     raise ValueError(f"--index {args.index} is beyond the synthetic drone tiles")
 
 
@@ -67,7 +68,7 @@ def main(argv=None) -> int:
         print(f"error: --output must be a .png path, got {args.output}", file=sys.stderr)
         return 2
     try:
-        raw, what, preset = load_frame(args)
+        raw, what, preset, pattern = load_frame(args)
     except (raw_isp.RawFileError, FileNotFoundError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
@@ -81,9 +82,12 @@ def main(argv=None) -> int:
 
     x = torch.from_numpy(raw_isp.normalize_raw(raw))[None]
     t0 = time.perf_counter()
-    views = {v: raw_isp.StaticISP(v, camera=camera)(x)[0] for v in raw_isp.ISP_VARIANTS}
+    views = {
+        v: raw_isp.StaticISP(raw_isp.ISPConfig.from_variant(v, pattern=pattern), camera=camera)(x)[0]
+        for v in raw_isp.ISP_VARIANTS
+    }
     elapsed = time.perf_counter() - t0
-    print(f"{what}: {raw.shape[0]}x{raw.shape[1]} uint16, intensity {args.intensity}, camera {camera!r}")
+    print(f"{what}: {raw.shape[0]}x{raw.shape[1]} uint16 {pattern} mosaic, intensity {args.intensity}, camera {camera!r}")
     print(f"rendered {len(views)} ISP variants in {elapsed:.2f} s")
     first = views[raw_isp.ISP_VARIANTS[0]]
     print(f"{'variant':<10} {'mean R,G,B':<22} mean |view - {raw_isp.ISP_VARIANTS[0]}|")
@@ -98,9 +102,9 @@ def main(argv=None) -> int:
 
     fig, axes = plt.subplots(3, 5, figsize=(12.5, 8), dpi=80)
     mosaic = raw.astype(np.float32) / max(1, int(raw.max()))
-    colours = raw_isp.cfa.cfa_masks(*raw.shape).numpy().transpose(1, 2, 0)
+    colours = raw_isp.cfa.cfa_masks(*raw.shape, pattern).numpy().transpose(1, 2, 0)
     axes[0, 0].imshow(colours * mosaic[..., None])
-    axes[0, 0].set_title("raw mosaic (RGGB)", fontsize=9)
+    axes[0, 0].set_title(f"raw mosaic ({pattern})", fontsize=9)
     for ax, (v, img) in zip([a for i, row in enumerate(axes) for j, a in enumerate(row) if (i, j) != (0, 0)], views.items()):
         ax.imshow(img.permute(1, 2, 0).numpy())
         ax.set_title(v, fontsize=9)
