@@ -68,6 +68,8 @@ class ParametrizedISP(torch.nn.Module):
         if unknown:
             raise ValueError(f"unknown parameter groups {sorted(unknown)}; expected some of {PARAMETER_GROUPS}")
         cfg = self.config
+        if dtype not in (torch.float32, torch.float64):
+            raise ValueError(f"dtype must be torch.float32 or torch.float64 (see StaticISP), got {dtype}")
 
         def param(name, value):
             p = torch.nn.Parameter(torch.as_tensor(value, dtype=dtype).clone(), requires_grad=name in learn)

@@ -99,6 +99,10 @@ def test_static_isp_argument_errors():
         ISPConfig(demosaic="nearest")
     with pytest.raises(ValueError, match="gamma"):
         ISPConfig(gamma=0)
+    with pytest.raises(ValueError, match="float32 or torch.float64"):
+        StaticISP("bi_s_ga", dtype=torch.float16)
+    with pytest.raises(ValueError, match="float32 or torch.float64"):
+        ParametrizedISP("bi_s_ga", dtype=torch.bfloat16)
     with pytest.raises(ValueError, match="unknown ISPConfig keys"):
         ISPConfig.from_dict({"demosaic": "bilinear", "colour": 1})
 
