@@ -333,7 +333,7 @@ def test_zenodo_download_loads_and_failures_leave_the_cache_intact(tmp_path: Pat
 
     # A checksum mismatch: the download is removed again, nothing else changes.
     m = publish(server, "changed.zip", data, tmp_path, declared=data[:-1] + b"x")
-    pattern = r"changed.zip \(from http://127\.0\.0\.1:\d+/changed.zip\): SHA-256 .* does not match"
+    pattern = r"changed.zip \(from http://127.0.0.1:\d+/changed.zip\): SHA-256 .* does not match"
     with pytest.raises(SourceError, match=pattern):
         load(m)
     assert_cache_intact(cache, before, allow_new_downloads=False)

@@ -459,7 +459,7 @@ def _odd():
         ({}, np.zeros((16, 16), bool), TypeError, "raw values must be integer or floating point, got dtype bool"),
         ({}, {"image": 1}, TypeError, "images: expected a raw mosaic"),
         ({}, [], ValueError, "images: got an empty list"),
-        ({}, "https://example.com/raw.tif", ValueError, "URLs are not read"),
+        ({}, "http://localhost/raw.tif", ValueError, "URLs are not read"),
         ({}, Image.new("RGB", (16, 16)), ValueError, "got a PIL image in mode 'RGB'"),
     ],
 )
