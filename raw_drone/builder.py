@@ -91,7 +91,6 @@ from raw_isp.archive import (
     manifest_path,
 )
 from raw_isp.arrow import (
-    STUDY_CITATION,
     build_and_load,
     mask_feature,
     png_views,
@@ -100,6 +99,7 @@ from raw_isp.arrow import (
     source_code_hash,
     warn_empty_split,
 )
+from raw_isp.citation import STUDY_CITATION
 from raw_isp.config import ISP_VARIANTS
 from raw_isp.io import read_raw
 from raw_isp.splits import SPLIT_NAMES, kfold_split, split_assignment

@@ -56,7 +56,6 @@ from datasets.formatting.np_formatter import NumpyFormatter
 from datasets.formatting.torch_formatter import TorchFormatter
 
 __all__ = [
-    "STUDY_CITATION",
     "warn_empty_split",
     "RAW_FORMAT_TYPE",
     "RawFormatSpec",
@@ -587,15 +586,6 @@ def png_views(isp: Any, raws: np.ndarray, compress_level: int = 1) -> list[dict[
     return out
 
 
-#: BibTeX of the study both datasets were published with (the builders' ``citation``).
-STUDY_CITATION = """@article{oala2023data,
-  title   = {Data Models for Dataset Drift Controls in Machine Learning With Optical Images},
-  author  = {Oala, Luis and Aversa, Marco and Nobis, Gabriel and Willis, Kurt and Neuenschwander, Yoan
-             and Buck, Mich{\\`e}le and Matek, Christian and Extermann, J{\\'e}r{\\^o}me and Pomarico, Enrico
-             and Samek, Wojciech and Murray-Smith, Roderick and Clausen, Christoph and Sanguinetti, Bruno},
-  journal = {Transactions on Machine Learning Research},
-  year    = {2023}
-}"""
 
 
 def warn_empty_split(split: str, unit: str) -> None:

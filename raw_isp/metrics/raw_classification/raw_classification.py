@@ -7,6 +7,7 @@ import datasets
 import evaluate
 import numpy as np
 
+from raw_isp.citation import STUDY_CITATION
 from raw_isp.metrics.confusion import confusion_matrix
 from raw_isp.metrics.scores import check_label_names, classification_scores
 
@@ -49,15 +50,6 @@ Examples:
     (0.75, 0.778)
 """
 
-_CITATION = """\
-@article{oala2023datamodels,
-  title={Data Models for Dataset Drift Controls in Machine Learning With Optical Images},
-  author={Oala, Luis and others},
-  journal={Transactions on Machine Learning Research},
-  year={2023}
-}
-"""
-
 
 @evaluate.utils.file_utils.add_start_docstrings(_DESCRIPTION, _KWARGS_DESCRIPTION)
 class RawClassification(evaluate.Metric):
@@ -71,7 +63,7 @@ class RawClassification(evaluate.Metric):
     def _info(self):
         return evaluate.MetricInfo(
             description=_DESCRIPTION,
-            citation=_CITATION,
+            citation=STUDY_CITATION,
             inputs_description=_KWARGS_DESCRIPTION,
             features=datasets.Features(
                 {"predictions": datasets.Value("int64"), "references": datasets.Value("int64")}

@@ -7,6 +7,7 @@ import datasets
 import evaluate
 import numpy as np
 
+from raw_isp.citation import STUDY_CITATION
 from raw_isp.metrics.confusion import add_confusion_matrices, confusion_matrix
 from raw_isp.metrics.scores import segmentation_scores
 
@@ -64,14 +65,7 @@ Examples:
     (0.5, 0.5, 0.667)
 """
 
-_CITATION = """\
-@article{oala2023datamodels,
-  title={Data Models for Dataset Drift Controls in Machine Learning With Optical Images},
-  author={Oala, Luis and others},
-  journal={Transactions on Machine Learning Research},
-  year={2023}
-}
-"""
+
 
 _COMPUTE_KWARGS = ("num_labels", "ignore_index", "label_names", "nan_to_num", "reduce_labels", "label_map")
 
@@ -92,7 +86,7 @@ class RawSegmentation(evaluate.Metric):
     def _info(self):
         return evaluate.MetricInfo(
             description=_DESCRIPTION,
-            citation=_CITATION,
+            citation=STUDY_CITATION,
             inputs_description=_KWARGS_DESCRIPTION,
             # What evaluate stores: one row per process and compute, the flattened partial
             # confusion matrix ("predictions") and its shape ("references"); see compute().
