@@ -65,10 +65,6 @@ from typing import Any, Iterator, NamedTuple
 import numpy as np
 
 import datasets
-import raw_isp.archive as _archive_module
-import raw_isp.arrow as _arrow_module
-import raw_isp.splits as _splits_module
-from raw_drone import synthetic as _synthetic_module
 from raw_drone.synthetic import (
     CLASS_NAMES,
     DEFAULT_FRAME_SHAPE,
@@ -96,7 +92,7 @@ from raw_isp.arrow import (
     png_views,
     raw_image_feature,
     single_threaded_torch,
-    source_code_hash,
+    builder_code_hash,
     warn_empty_split,
 )
 from raw_isp.citation import STUDY_CITATION
@@ -294,7 +290,7 @@ class RawDrone(datasets.GeneratorBasedBuilder):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         kwargs.setdefault("dataset_name", "raw_drone")
-        kwargs.setdefault("hash", _code_hash())
+        kwargs.setdefault("hash", builder_code_hash(Path(__file__).parent))
         source = kwargs.get("source") or "synthetic"
         if kwargs.get("source_fingerprint") is None:
             if source == "local" and kwargs.get("data_dir") and Path(kwargs["data_dir"]).exists():
@@ -400,10 +396,7 @@ class RawDrone(datasets.GeneratorBasedBuilder):
                          ) -> tuple[list[_Job], list[str]]:
         c = self.config
         ratios = self._ratios()
-        missing = [r for r in ratios if r not in folders]
-        if missing:
-            raise SourceError(f"{where}: no folder images_full/raw_scale{intensity_tag(missing[0])} "
-                              f"for intensity {missing[0]}")
+        _check_folders(folders, ratios, "images_full", where)
         frames = {r: _find_files(folders[r], _FRAME_SUFFIXES) for r in ratios}
         masks = _find_files(mask_dir, _MASK_SUFFIXES)
         stems = sorted(set().union(*frames.values()))
@@ -453,10 +446,7 @@ class RawDrone(datasets.GeneratorBasedBuilder):
     def _tile_jobs(self, folders: dict[float, Path], mask_dir: Path, where: str) -> tuple[list[_Job], list[str]]:
         c = self.config
         ratios = self._ratios()
-        missing = [r for r in ratios if r not in folders]
-        if missing:
-            raise SourceError(f"{where}: no folder images_tiles_256/raw_scale{intensity_tag(missing[0])} "
-                              f"for intensity {missing[0]}")
+        _check_folders(folders, ratios, "images_tiles_256", where)
         files = {r: _find_files(folders[r], _FRAME_SUFFIXES) for r in ratios}
         masks = _find_files(mask_dir, _MASK_SUFFIXES)
         jobs, unnamed, skipped = [], 0, 0
@@ -611,17 +601,11 @@ class RawDrone(datasets.GeneratorBasedBuilder):
                 yield f"{tile.tile_id}@{intensity_tag(row['intensity'])}", ex
 
 
-def _code_hash() -> str:
-    import raw_isp.io as io_module
-    import raw_isp.pipeline as pipeline_module
-    import raw_isp.sensor as sensor_module
-
-    return source_code_hash(
-        Path(__file__), _synthetic_module, sensor_module, io_module, pipeline_module,
-        _archive_module, _arrow_module, _splits_module,
-    )
-
-
+def _check_folders(folders: dict[float, Path], ratios: tuple[float, ...], layout: str, where: str) -> None:
+    """Raise if the layout lacks the ``raw_scaleNNN`` folder of one of the wanted intensities."""
+    missing = [r for r in ratios if r not in folders]
+    if missing:
+        raise SourceError(f"{where}: no folder {layout}/raw_scale{intensity_tag(missing[0])} for intensity {missing[0]}")
 
 
 def load_dataset(

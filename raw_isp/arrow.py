@@ -42,6 +42,7 @@ Builders. :func:`build_and_load` is the body of ``raw_microscopy.load_dataset`` 
 from __future__ import annotations
 
 import math
+import os
 from dataclasses import dataclass
 from typing import Any, Sequence
 
@@ -490,6 +491,19 @@ def source_code_hash(*modules: Any, extra: Sequence[str] = ()) -> str:
     for text in extra:
         h.update(text.encode())
     return h.hexdigest()[:16]
+
+
+def builder_code_hash(package_dir: "str | os.PathLike[str]") -> str:
+    """:func:`source_code_hash` of every Python file of ``raw_isp`` and of a dataset package.
+
+    The whole ISP is included (demosaicing, filters, sensor, ...), so a prepared dataset, its
+    ``rgb-*`` views included, is rebuilt whenever any code that made it changes.
+    """
+    from pathlib import Path
+
+    roots = (Path(__file__).resolve().parent, Path(package_dir).resolve())
+    files = sorted(p for root in roots for p in root.rglob("*.py") if "__pycache__" not in p.parts)
+    return source_code_hash(*files)
 
 
 def build_and_load(

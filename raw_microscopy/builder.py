@@ -56,9 +56,6 @@ from typing import Any, Iterator, NamedTuple
 import numpy as np
 
 import datasets
-import raw_isp.archive as _archive_module
-import raw_isp.arrow as _arrow_module
-import raw_isp.splits as _splits_module
 from raw_isp.archive import (
     SourceError,
     fetch_manifest_files,
@@ -73,14 +70,13 @@ from raw_isp.arrow import (
     png_views,
     raw_image_feature,
     single_threaded_torch,
-    source_code_hash,
+    builder_code_hash,
     warn_empty_split,
 )
 from raw_isp.citation import STUDY_CITATION
 from raw_isp.config import ISP_VARIANTS
 from raw_isp.io import read_raw
 from raw_isp.splits import SPLIT_NAMES, kfold_split, split_assignment
-from raw_microscopy import synthetic as _synthetic_module
 from raw_microscopy.synthetic import CLASS_NAMES, INTENSITIES, MicroscopySimulator, label_assignment
 
 __all__ = ["RawMicroscopy", "RawMicroscopyConfig", "load_dataset", "CONFIG_NAMES", "intensity_tag",
@@ -281,7 +277,7 @@ class RawMicroscopy(datasets.GeneratorBasedBuilder):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         kwargs.setdefault("dataset_name", "raw_microscopy")
-        kwargs.setdefault("hash", _code_hash())
+        kwargs.setdefault("hash", builder_code_hash(Path(__file__).parent))
         source = kwargs.get("source") or "synthetic"
         if kwargs.get("source_fingerprint") is None:
             if source == "local" and kwargs.get("data_dir"):
@@ -441,19 +437,6 @@ class RawMicroscopy(datasets.GeneratorBasedBuilder):
                     "image_id": item.image_id,
                     "intensity": r,
                 }
-
-
-def _code_hash() -> str:
-    import raw_isp.io as io_module
-    import raw_isp.pipeline as pipeline_module
-    import raw_isp.sensor as sensor_module
-
-    return source_code_hash(
-        Path(__file__), _synthetic_module, sensor_module, io_module, pipeline_module,
-        _archive_module, _arrow_module, _splits_module,
-    )
-
-
 
 
 def load_dataset(
