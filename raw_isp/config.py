@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import numbers
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -13,8 +14,12 @@ from .filters import gaussian_radius
 
 __all__ = ["ISPConfig", "CameraPreset", "CAMERAS", "ISP_VARIANTS", "SHARPENING_METHODS", "DENOISING_METHODS"]
 
-SHARPENING_METHODS = ("sharpening_filter", "unsharp_masking")
-DENOISING_METHODS = ("gaussian", "median", "fft")
+SHARPENING_METHODS = ("sharpening_filter", "unsharp_masking", "kernel")
+DENOISING_METHODS = ("gaussian", "median", "fft", "kernel")
+# Fields holding explicit kernels: given exactly when the stage's method is "kernel".
+_KERNEL_FIELDS = {"sharpen_kernel": "sharpening", "blur_kernel": "denoising"}
+
+Kernel = tuple[tuple[float, ...], ...]
 
 _DEMOSAIC_CODES = {"bi": "bilinear", "ma": "malvar2004", "me": "menon2007"}
 _SHARPEN_CODES = {"s": "sharpening_filter", "u": "unsharp_masking"}
@@ -33,10 +38,17 @@ class ISPConfig:
 
     - ``demosaic``: "bilinear" | "malvar2004" | "menon2007".
     - ``sharpening``: "sharpening_filter" (fixed 3x3 kernel) | "unsharp_masking"
-      (``sharpen_radius`` in pixels, ``sharpen_amount``) | None.
+      (``sharpen_radius`` in pixels, ``sharpen_amount``) | "kernel" (``sharpen_kernel``) | None.
     - ``denoising``: "gaussian" (``gaussian_sigma`` in pixels) | "median"
       (``median_size`` x ``median_size`` window) | "fft" (keep the lowest
-      ``fft_keep_fraction`` of frequencies per axis) | None.
+      ``fft_keep_fraction`` of frequencies per axis) | "kernel" (``blur_kernel``) | None.
+    - ``sharpen_kernel``, ``blur_kernel``: explicit ``k x k`` correlation kernels on luma (k odd,
+      finite weights, not necessarily separable or normalised), applied with scipy-reflect
+      borders (``out[i, j] = sum_uv K[u][v] * Y[i + u - k//2, j + v - k//2]``); given exactly
+      when the stage's method is "kernel", else None. Stored as tuples of tuples of floats
+      (the config stays hashable); any nested sequence, numpy array or tensor is accepted.
+      This is how a trained :class:`raw_isp.ParametrizedISP` is written down
+      (:meth:`raw_isp.ParametrizedISP.static_config`).
     - ``pattern``: Bayer pattern of the input mosaic; ``gamma``: output is ``x ** (1/gamma)``.
     """
 
@@ -50,6 +62,8 @@ class ISPConfig:
     median_size: int = 3
     fft_keep_fraction: float = 0.3
     gamma: float = 2.2
+    sharpen_kernel: Kernel | None = None
+    blur_kernel: Kernel | None = None
 
     def __post_init__(self):
         if self.demosaic not in DEMOSAIC_METHODS:
@@ -69,6 +83,14 @@ class ISPConfig:
             raise ValueError(f"median_size must be a positive odd integer, got {self.median_size!r}")
         if not (isinstance(self.fft_keep_fraction, (int, float)) and 0 < self.fft_keep_fraction <= 1):
             raise ValueError(f"fft_keep_fraction must be in (0, 1], got {self.fft_keep_fraction!r}")
+        for name, stage in _KERNEL_FIELDS.items():
+            value, method = getattr(self, name), getattr(self, stage)
+            if method == "kernel" and value is None:
+                raise ValueError(f"{name} is required when {stage}='kernel' (an odd square kernel, k x k floats)")
+            if method != "kernel" and value is not None:
+                raise ValueError(f"{name} is only used with {stage}='kernel', but {stage}={method!r}; leave it None")
+            if value is not None:
+                object.__setattr__(self, name, _check_kernel(value, name))
 
     @classmethod
     def from_variant(cls, name: str, **overrides) -> "ISPConfig":
@@ -99,7 +121,15 @@ class ISPConfig:
         raise TypeError(f"an ISP config must be a variant name, a dict or an ISPConfig, got {type(spec).__name__}")
 
     def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
+        """The settings as JSON values (kernels as nested lists; a kernel field that is None
+        is left out, so configs without kernels give the same dict as before they existed)."""
+        d = dataclasses.asdict(self)
+        for name in _KERNEL_FIELDS:
+            if d[name] is None:
+                del d[name]
+            else:
+                d[name] = [list(row) for row in d[name]]
+        return d
 
     @property
     def variant(self) -> str | None:
@@ -116,6 +146,8 @@ class ISPConfig:
             return 1
         if self.sharpening == "unsharp_masking":
             return gaussian_radius(self.sharpen_radius)
+        if self.sharpening == "kernel":
+            return len(self.sharpen_kernel) // 2
         return 0
 
     @property
@@ -125,12 +157,35 @@ class ISPConfig:
             return gaussian_radius(self.gaussian_sigma)
         if self.denoising == "median":
             return self.median_size // 2
+        if self.denoising == "kernel":
+            return len(self.blur_kernel) // 2
         return 0
 
     @property
     def support(self) -> int:
         """Radius of the whole chain: an output pixel depends on raw pixels this far away."""
         return SUPPORT[self.demosaic] + self.sharpen_support + self.denoise_support
+
+
+def _check_kernel(value, name: str) -> Kernel:
+    """An odd square kernel of finite real numbers as a tuple of tuples of floats."""
+    if hasattr(value, "tolist") and not isinstance(value, (list, tuple)):  # numpy array, torch tensor
+        value = value.tolist()
+    if isinstance(value, (str, bytes)) or not isinstance(value, Sequence):
+        raise ValueError(f"{name} must be a square k x k kernel (nested sequence of floats), got {value!r}")
+    k = len(value)
+    if k < 1 or k % 2 == 0:
+        raise ValueError(f"{name} must have an odd number of rows (k x k, k = 1, 3, 5, ...), got {k} rows")
+    rows = []
+    for i, row in enumerate(value):
+        if isinstance(row, (str, bytes)) or not isinstance(row, Sequence) or len(row) != k:
+            got = f"{len(row)} values" if isinstance(row, Sequence) else repr(row)
+            raise ValueError(f"{name} must be square ({k} x {k}), but row {i} has {got}")
+        for j, v in enumerate(row):
+            if isinstance(v, bool) or not isinstance(v, numbers.Real) or not math.isfinite(v):
+                raise ValueError(f"{name}[{i}][{j}] must be a finite number, got {v!r}")
+        rows.append(tuple(float(v) for v in row))
+    return tuple(rows)
 
 
 @dataclass(frozen=True)

@@ -18,6 +18,8 @@ PARAMETER_GROUPS = ("black_level", "white_balance", "colour_matrix", "sharpen_ke
 
 def _sharpen_init(config: ISPConfig) -> torch.Tensor:
     """Correlation kernel equal to the config's sharpening stage (identity 3x3 if none)."""
+    if config.sharpening == "kernel":
+        return torch.tensor(config.sharpen_kernel, dtype=torch.float64)
     if config.sharpening == "sharpening_filter":
         return torch.tensor(SHARPEN_KERNEL, dtype=torch.float64).flip(0, 1)
     if config.sharpening == "unsharp_masking":
@@ -37,8 +39,10 @@ class ParametrizedISP(torch.nn.Module):
 
     Initialised from a static config and camera, it computes the same view as
     :class:`raw_isp.StaticISP` (to float rounding) until its parameters move. The demosaicing
-    method stays fixed (it has no continuous parameters); a Gaussian denoiser becomes a
-    learnable blur kernel, a median or FFT denoiser stays fixed.
+    method stays fixed (it has no continuous parameters); a Gaussian (or explicit "kernel")
+    denoiser becomes a learnable blur kernel, a median or FFT denoiser stays fixed.
+    :meth:`static_config` writes the current parameters back as a config and camera that
+    :class:`raw_isp.StaticISP` and :class:`raw_isp.RawISPImageProcessor` replay exactly.
 
     Args:
         config: variant name, :class:`ISPConfig` or dict.
@@ -49,7 +53,7 @@ class ParametrizedISP(torch.nn.Module):
 
     Parameters (normalised units): ``black_level (4,)`` per positional CFA site;
     ``white_balance (3,)``; ``colour_matrix (3, 3)``; ``sharpen_kernel (k, k)`` correlation
-    kernel on luma; ``blur_kernel (k, k)`` (only with Gaussian denoising); ``gamma ()``.
+    kernel on luma; ``blur_kernel (k, k)`` (only with Gaussian or "kernel" denoising); ``gamma ()``.
 
     ``forward(raw, return_stages=False)``: raw ``(B, H, W)`` or ``(H, W)`` in [0, 1] (or
     uint16 DN) -> RGB ``(B, 3, H, W)`` in [0, 1]; with ``return_stages`` also a dict of every
@@ -82,10 +86,12 @@ class ParametrizedISP(torch.nn.Module):
         if cfg.denoising == "gaussian":
             g = gaussian_kernel1d(cfg.gaussian_sigma, dtype=torch.float64)
             param("blur_kernel", torch.outer(g, g))
+        elif cfg.denoising == "kernel":
+            param("blur_kernel", torch.tensor(cfg.blur_kernel, dtype=torch.float64))
         else:
             self.blur_kernel = None
         param("gamma", cfg.gamma)
-        self._fixed_denoise = None if cfg.denoising == "gaussian" else config_denoise_fn(cfg)
+        self._fixed_denoise = None if self.blur_kernel is not None else config_denoise_fn(cfg)
         # Margin: demosaic support plus the radius of the (possibly larger) learnable kernels.
         luma = self.sharpen_kernel.shape[-1] // 2 + (
             self.blur_kernel.shape[-1] // 2 if self.blur_kernel is not None else cfg.denoise_support
@@ -105,6 +111,44 @@ class ParametrizedISP(torch.nn.Module):
             tuple(self.colour_matrix.detach().cpu().flatten().tolist()),
             name=f"{self.camera_name}-learned",
         )
+
+    def static_config(self) -> tuple[ISPConfig, CameraPreset]:
+        """The current parameters (detached) as a fixed ISP: ``(config, camera)``.
+
+        ``StaticISP(*isp.static_config())(raw)`` equals ``isp(raw)`` to float rounding, on the
+        whole frame (both extend the mosaic by the same margin). The config keeps demosaicing
+        and pattern, has ``sharpening="kernel"`` with the learned sharpening kernel,
+        ``denoising="kernel"`` with the learned blur kernel when there is one (else the fixed
+        median / FFT / no denoiser with its settings) and the learned gamma. Kernel weights
+        and gamma are stored as Python floats (float32 parameters are kept exactly).
+
+        Raises ValueError if a learned value is not a valid setting (e.g. gamma <= 0 or a
+        non-finite weight).
+        """
+        cfg = self.config
+        has_blur = self.blur_kernel is not None
+        config = ISPConfig(
+            demosaic=cfg.demosaic,
+            pattern=cfg.pattern,
+            sharpening="kernel",
+            sharpen_kernel=self.sharpen_kernel.detach().cpu().double().tolist(),
+            denoising="kernel" if has_blur else cfg.denoising,
+            blur_kernel=self.blur_kernel.detach().cpu().double().tolist() if has_blur else None,
+            median_size=cfg.median_size,
+            fft_keep_fraction=cfg.fft_keep_fraction,
+            gamma=float(self.gamma.detach()),
+        )
+        return config, self.camera_preset()
+
+    def processor_settings(self) -> dict:
+        """``{"isp": config dict, "camera": camera dict}`` of :meth:`static_config`, as JSON
+        values, for ``RawISPImageProcessor(**isp.processor_settings(), size=..., ...)``.
+
+        The processor runs the ISP in float32; its output equals this module's float32 output
+        to float32 rounding.
+        """
+        config, camera = self.static_config()
+        return {"isp": config.to_dict(), "camera": camera.to_dict()}
 
     def forward(self, raw, return_stages: bool = False):
         p = self.black_level

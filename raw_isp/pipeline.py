@@ -32,6 +32,8 @@ from .color import RGB_FROM_YUV, YUV_FROM_RGB, color_correct, gamma_encode, rgb_
 from .config import CameraPreset, ISPConfig
 from .demosaic import demosaic_rggb_planes, demosaic_site_planes, rggb_canvas, rggb_site_order
 from .filters import (
+    conv2d_same,
+    correlate2d_valid,
     fft_lowpass,
     gaussian_blur,
     gaussian_blur_valid,
@@ -82,7 +84,16 @@ def config_sharpen_fn(config: ISPConfig) -> LumaFn | None:
         return sharpen
     if config.sharpening == "unsharp_masking":
         return lambda y: unsharp_mask(y, config.sharpen_radius, config.sharpen_amount)
+    if config.sharpening == "kernel":
+        return _kernel_fn(config.sharpen_kernel)
     return None
+
+
+def _kernel_fn(kernel) -> LumaFn:
+    # The boundary rule and the tensor (conv2d) form of ParametrizedISP's learnable kernels,
+    # so that a config written from one replays it operation for operation in run_stages.
+    k = torch.tensor(kernel, dtype=torch.float64)
+    return lambda y: conv2d_same(y, k, "symmetric")
 
 
 def config_denoise_fn(config: ISPConfig) -> LumaFn | None:
@@ -91,6 +102,8 @@ def config_denoise_fn(config: ISPConfig) -> LumaFn | None:
         return lambda y: gaussian_blur(y, config.gaussian_sigma)
     if config.denoising == "median":
         return lambda y: median_filter(y, config.median_size)
+    if config.denoising == "kernel":
+        return _kernel_fn(config.blur_kernel)
     if config.denoising == "fft":
         def fft(y):
             return fft_lowpass(y, config.fft_keep_fraction)
@@ -172,10 +185,14 @@ def _luma_valid_steps(config: ISPConfig) -> list[LumaFn]:
         steps.append(sharpen_valid)
     elif config.sharpening == "unsharp_masking":
         steps.append(functools.partial(unsharp_mask_valid, radius=config.sharpen_radius, amount=config.sharpen_amount))
+    elif config.sharpening == "kernel":
+        steps.append(functools.partial(correlate2d_valid, kernel=config.sharpen_kernel))
     if config.denoising == "gaussian":
         steps.append(functools.partial(gaussian_blur_valid, sigma=config.gaussian_sigma))
     elif config.denoising == "median":
         steps.append(median3x3_valid if config.median_size == 3 else _median_valid(config.median_size))
+    elif config.denoising == "kernel":
+        steps.append(functools.partial(correlate2d_valid, kernel=config.blur_kernel))
     return steps
 
 
