@@ -390,6 +390,11 @@ class RawBatches:
             out[name] = self._gather(name, rows, shape, dtype)
         return {c: out[c] for c in self.ds.column_names}
 
+    def __getitems__(self, indices: Sequence[int]) -> dict[str, Any]:
+        """Whole-batch fetch for ``DataLoader(batches, batch_sampler=...)``: torch's fetcher
+        calls this once per batch (then ``collate_fn`` on the dict), instead of once per row."""
+        return self[indices]
+
     def _plain_column(self, column: pa.ChunkedArray) -> Any:
         """A number or string column as the torch / numpy formatters of ``datasets`` give it."""
         kind = column.type

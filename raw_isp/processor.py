@@ -380,7 +380,12 @@ class RawISPImageProcessor(BaseImageProcessor):
     Args:
         isp: the ISP, a variant name of :data:`raw_isp.ISP_VARIANTS` (e.g. ``"bi_s_ga"``,
             ``"ma_s_me"``) or an ``ISPConfig`` as a dict (``ISPConfig.to_dict()``; an
-            ``ISPConfig`` instance is stored as its dict).
+            ``ISPConfig`` instance is stored as its dict). Explicit luma kernels
+            (``"sharpening": "kernel"`` with ``"sharpen_kernel"``, ``"denoising": "kernel"`` with
+            ``"blur_kernel"``, k x k nested lists) are stored as JSON lists; this is how a
+            trained :class:`raw_isp.ParametrizedISP` is saved:
+            ``RawISPImageProcessor(**isp.processor_settings(), size=...)`` develops raws as
+            that module does (to float32 rounding).
         camera: colour parameters, ``"neutral"``, ``"drone"``, ``"microscopy"`` (see
             :data:`raw_isp.CAMERAS`) or a dict with ``black_level`` (4), ``white_balance`` (3),
             ``colour_matrix`` (9 row-major) in normalised units.
@@ -558,13 +563,7 @@ class RawISPImageProcessor(BaseImageProcessor):
 
         isp_module = _isp_for(opts.isp, opts.camera, dev)
         with torch.no_grad():
-            rgb = isp_module(raw)
-            if opts.do_resize:
-                rgb = self._resize(rgb, opts.size, opts.resize_mode)
-            if opts.do_normalize:
-                mean = torch.tensor(opts.image_mean, dtype=rgb.dtype, device=dev).view(1, 3, 1, 1)
-                std = torch.tensor(opts.image_std, dtype=rgb.dtype, device=dev).view(1, 3, 1, 1)
-                rgb = (rgb - mean) / std
+            rgb = self._finish(isp_module(raw), opts)
 
         data: dict[str, Any] = {"pixel_values": rgb if return_tensors else list(rgb)}
         if segmentation_maps is not None:
@@ -606,6 +605,24 @@ class RawISPImageProcessor(BaseImageProcessor):
         # True division by a tensor on the same device (not a host scalar, which some kernels
         # turn into a multiplication by the reciprocal), so results equal raw / raw_scale.
         return x / limit.view(-1, 1, 1)
+
+    def to_pixel_values(self, rgb: torch.Tensor) -> torch.Tensor:
+        """Resize and normalise developed views with this processor's settings.
+
+        The second half of :meth:`preprocess`, for callers that develop the raws themselves
+        (a learnable ISP inside a model): ``rgb (B, 3, H, W)`` in [0, 1] -> ``pixel_values
+        (B, 3, h, w)``, differentiable, on ``rgb``'s device.
+        """
+        return self._finish(rgb, self._options())
+
+    def _finish(self, rgb: torch.Tensor, opts: _Options) -> torch.Tensor:
+        if opts.do_resize:
+            rgb = self._resize(rgb, opts.size, opts.resize_mode)
+        if opts.do_normalize:
+            mean = torch.tensor(opts.image_mean, dtype=rgb.dtype, device=rgb.device).view(1, 3, 1, 1)
+            std = torch.tensor(opts.image_std, dtype=rgb.dtype, device=rgb.device).view(1, 3, 1, 1)
+            rgb = (rgb - mean) / std
+        return rgb
 
     @staticmethod
     def _resize(rgb: torch.Tensor, size: dict[str, int], resize_mode: str) -> torch.Tensor:

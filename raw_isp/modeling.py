@@ -1,0 +1,330 @@
+"""A task model with the ISP as its first module: raw mosaics in, logits out.
+
+:class:`RawISPModel` wraps a transformers vision model (ViT, SegFormer, ...) behind an ISP, so
+raw ``uint16`` batches travel to the device and are developed there, batched, inside the model:
+
+    raw (B, H, W) uint16 --ISP--> RGB (B, 3, H, W) in [0, 1] --resize, normalise--> model --> logits
+
+The ISP is one of (``--isp`` in the training scripts, :func:`parse_isp`):
+
+* ``static:<variant>``: a fixed :class:`raw_isp.StaticISP` (one of :data:`raw_isp.ISP_VARIANTS`);
+* ``parametrized[:<variant>]``: :class:`raw_isp.ParametrizedISP`, trained with the task model
+  (drift optimisation);
+* ``parametrized-frozen[:<variant>]``: the same module with every parameter frozen;
+* ``learned``: :class:`raw_isp.learned.LearnedISP`, a small U-Net from the Bayer planes to RGB.
+
+:func:`save_raw_model` writes a folder that the transformers ``Auto`` classes read: the task
+model (``save_pretrained``, safetensors), a :class:`raw_isp.RawISPImageProcessor` that replays
+the training view (static and parametrized ISPs), and the ISP itself (``isp_config.json`` +
+``isp.safetensors``), which :func:`load_raw_model` reads back for every kind of ISP.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .config import ISP_VARIANTS, CameraPreset, ISPConfig
+from .parametrized import ParametrizedISP
+from .pipeline import StaticISP
+from .processor import RawISPImageProcessor
+
+__all__ = [
+    "ISP_KINDS",
+    "IspSpec",
+    "parse_isp",
+    "build_isp",
+    "RawISPModel",
+    "MODEL_PRESETS",
+    "build_task_model",
+    "save_raw_model",
+    "load_raw_model",
+    "decode_raw",
+    "ISP_CONFIG_NAME",
+    "ISP_WEIGHTS_NAME",
+]
+
+#: The kinds of ISP a :class:`RawISPModel` can have.
+ISP_KINDS = ("static", "parametrized", "parametrized-frozen", "learned")
+ISP_CONFIG_NAME = "isp_config.json"
+ISP_WEIGHTS_NAME = "isp.safetensors"
+
+
+@dataclass(frozen=True)
+class IspSpec:
+    """A parsed ``--isp`` value: ``kind`` in :data:`ISP_KINDS`, ``variant`` (static and
+    parametrized kinds; the initial view of a parametrized ISP)."""
+
+    kind: str
+    variant: str | None = None
+
+    def __str__(self) -> str:
+        return self.kind if self.variant is None else f"{self.kind}:{self.variant}"
+
+
+def parse_isp(spec: str | IspSpec) -> IspSpec:
+    """Parse ``"static:ma_s_me"``, ``"parametrized"``, ``"parametrized:bi_u_me"``,
+    ``"parametrized-frozen:me_s_ga"`` or ``"learned"``; raise ``ValueError`` naming the problem."""
+    if isinstance(spec, IspSpec):
+        return spec
+    if not isinstance(spec, str):
+        raise TypeError(f"isp must be a string such as 'static:bi_s_ga', got {type(spec).__name__}")
+    kind, _, variant = spec.partition(":")
+    if kind not in ISP_KINDS:
+        raise ValueError(f"isp {spec!r}: unknown kind {kind!r}; expected one of {ISP_KINDS} (e.g. 'static:ma_s_me')")
+    if kind == "learned":
+        if variant:
+            raise ValueError(f"isp {spec!r}: the learned ISP takes no variant; write 'learned'")
+        return IspSpec("learned")
+    if kind == "static" and not variant:
+        raise ValueError(f"isp {spec!r}: a static ISP needs a variant, e.g. 'static:bi_s_ga'; one of {ISP_VARIANTS}")
+    variant = variant or "bi_s_ga"
+    if variant not in ISP_VARIANTS:
+        raise ValueError(f"isp {spec!r}: unknown variant {variant!r}; expected one of {ISP_VARIANTS}")
+    return IspSpec(kind, variant)
+
+
+def build_isp(spec: str | IspSpec, camera: str | CameraPreset = "neutral", pattern: str = "RGGB",
+              learned_options: dict | None = None) -> torch.nn.Module:
+    """The ISP module of a spec (:func:`parse_isp`): raw ``(B, H, W)`` in [0, 1] -> ``(B, 3, H, W)``.
+
+    ``camera`` sets the colour parameters (the initial ones of a parametrized ISP); the learned
+    ISP ignores it. ``learned_options``: keyword arguments of ``LearnedISP``.
+    """
+    spec = parse_isp(spec)
+    if spec.kind == "learned":
+        from .learned import LearnedISP
+
+        return LearnedISP(**{"pattern": pattern, **(learned_options or {})})
+    config = ISPConfig.from_variant(spec.variant, pattern=pattern)
+    if spec.kind == "static":
+        return StaticISP(config, camera=camera)
+    learn = None if spec.kind == "parametrized" else ()
+    return ParametrizedISP(config, camera=camera, learn=learn)
+
+
+def decode_raw(raw: torch.Tensor) -> torch.Tensor:
+    """Raw DN as float32 in [0, 1]: ``(B, H, W)`` uint16, or its int16 bit view (what the
+    training loaders send, since accelerators have few uint16 kernels), or float already in [0, 1].
+    The division is by a tensor, as in :class:`RawISPImageProcessor`, so both give equal values."""
+    if raw.dtype == torch.int16:
+        raw = raw.to(torch.int32).bitwise_and_(0xFFFF)
+    elif raw.dtype == torch.uint16:
+        raw = raw.view(torch.int16).to(torch.int32).bitwise_and_(0xFFFF)
+    elif raw.is_floating_point():
+        return raw.to(torch.float32)
+    return raw.to(torch.float32) / torch.tensor(65535.0, device=raw.device)
+
+
+class RawISPModel(torch.nn.Module):
+    """ISP + transformers vision model, trained and evaluated as one module.
+
+    Args:
+        isp: the ISP module (:func:`build_isp`).
+        model: a transformers model taking ``pixel_values`` (e.g. ``ViTForImageClassification``,
+            ``SegformerForSemanticSegmentation``).
+        processor: the :class:`RawISPImageProcessor` whose resize / normalisation settings make
+            the model's input (:meth:`RawISPImageProcessor.to_pixel_values`); for static and
+            parametrized ISPs it also replays the ISP (see :func:`save_raw_model`).
+
+    ``forward(raw, labels=None, **kwargs)``: ``raw (B, H, W)`` uint16 DN (or its int16 bit view,
+    or float in [0, 1]) -> the model's output (``logits``, and ``loss`` when ``labels`` are given).
+    The ISP runs in float32 with autocast off (half precision is too coarse for it); the model
+    runs under whatever autocast is active.
+    """
+
+    def __init__(self, isp: torch.nn.Module, model: torch.nn.Module, processor: RawISPImageProcessor) -> None:
+        super().__init__()
+        self.isp = isp
+        self.model = model
+        self.processor = processor
+        self.trainable_isp = any(p.requires_grad for p in isp.parameters())
+
+    def with_isp(self, isp: torch.nn.Module) -> "RawISPModel":
+        """The same task model and processor behind another ISP (shares the model's weights):
+        how drift synthesis renders one trained model's input through every static variant."""
+        return RawISPModel(isp.to(next(self.model.parameters()).device), self.model, self.processor)
+
+    def views(self, raw: torch.Tensor) -> torch.Tensor:
+        """Developed RGB views ``(B, 3, H, W)`` in [0, 1] (float32) of a raw batch."""
+        x = decode_raw(raw)
+        with torch.autocast(device_type=x.device.type, enabled=False):
+            if self.trainable_isp and torch.is_grad_enabled():
+                return self.isp(x)
+            with torch.no_grad():
+                return self.isp(x)
+
+    def pixel_values(self, raw: torch.Tensor, augment: Any = None) -> torch.Tensor:
+        """The model's input ``(B, 3, h, w)``: views, then ``augment`` (a function on RGB views),
+        then the processor's resize and normalisation."""
+        rgb = self.views(raw)
+        if augment is not None:
+            rgb = augment(rgb)
+        return self.processor.to_pixel_values(rgb)
+
+    def forward(self, raw: torch.Tensor, labels: torch.Tensor | None = None, augment: Any = None, **kwargs: Any):
+        return self.model(pixel_values=self.pixel_values(raw, augment), labels=labels, **kwargs)
+
+
+# ---------------------------------------------------------------- task models
+
+#: Offline presets: transformers configs with random weights (no download). ``image_size`` is
+#: set by :func:`build_task_model`. The "micro" ones are for tests.
+MODEL_PRESETS: dict[str, dict[str, Any]] = {
+    # ViT-Tiny width and depth (Touvron et al., DeiT-Ti: 192 wide, 12 layers, 3 heads); patch 32
+    # makes 64 tokens at 256x256, 4x cheaper than patch 16 (the CPU default).
+    "vit-tiny-32": {"model_type": "vit", "hidden_size": 192, "num_hidden_layers": 12, "num_attention_heads": 3,
+                    "intermediate_size": 768, "patch_size": 32},
+    "vit-tiny-16": {"model_type": "vit", "hidden_size": 192, "num_hidden_layers": 12, "num_attention_heads": 3,
+                    "intermediate_size": 768, "patch_size": 16},
+    "vit-small-16": {"model_type": "vit", "hidden_size": 384, "num_hidden_layers": 12, "num_attention_heads": 6,
+                     "intermediate_size": 1536, "patch_size": 16},
+    "vit-base-16": {"model_type": "vit", "hidden_size": 768, "num_hidden_layers": 12, "num_attention_heads": 12,
+                    "intermediate_size": 3072, "patch_size": 16},
+    "vit-micro": {"model_type": "vit", "hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2,
+                  "intermediate_size": 64, "patch_size": 32},
+    # SegFormer MiT-b0 (Xie et al. 2021): the transformers SegformerConfig defaults.
+    "segformer-b0": {"model_type": "segformer"},
+    "segformer-b1": {"model_type": "segformer", "hidden_sizes": [64, 128, 320, 512], "decoder_hidden_size": 256},
+    "segformer-micro": {"model_type": "segformer", "hidden_sizes": [8, 16, 32, 32], "depths": [1, 1, 1, 1],
+                        "num_attention_heads": [1, 1, 2, 2], "decoder_hidden_size": 32},
+}
+
+_TASK_TYPES = {"classification": ("vit",), "segmentation": ("segformer",)}
+
+
+def build_task_model(task: str, model: str, label_names: list[str], image_size: int = 256) -> torch.nn.Module:
+    """A transformers model for ``task`` ("classification" | "segmentation").
+
+    ``model`` is a key of :data:`MODEL_PRESETS` (random weights, offline) or anything
+    ``from_pretrained`` takes (a Hub id such as ``google/vit-base-patch16-224-in21k`` or
+    ``nvidia/mit-b0``, or a local folder); a pretrained head is replaced to fit the labels.
+    """
+    from transformers import (AutoConfig, AutoModelForImageClassification, AutoModelForSemanticSegmentation,
+                              SegformerConfig, SegformerForSemanticSegmentation, ViTConfig,
+                              ViTForImageClassification)
+
+    if task not in _TASK_TYPES:
+        raise ValueError(f"task must be 'classification' or 'segmentation', got {task!r}")
+    labels = {"id2label": dict(enumerate(label_names)), "label2id": {n: i for i, n in enumerate(label_names)}}
+    if model in MODEL_PRESETS:
+        preset = dict(MODEL_PRESETS[model])
+        kind = preset.pop("model_type")
+        if kind not in _TASK_TYPES[task]:
+            raise ValueError(f"model preset {model!r} is a {kind} model, not one for {task}; "
+                             f"choose one of {[k for k, v in MODEL_PRESETS.items() if v['model_type'] in _TASK_TYPES[task]]}")
+        if kind == "vit":
+            return ViTForImageClassification(ViTConfig(image_size=image_size, **preset, **labels))
+        return SegformerForSemanticSegmentation(SegformerConfig(**preset, **labels))
+    auto = AutoModelForImageClassification if task == "classification" else AutoModelForSemanticSegmentation
+    try:
+        config = AutoConfig.from_pretrained(model, **labels)
+    except OSError as err:
+        raise ValueError(
+            f"model_name_or_path {model!r} is neither a preset ({sorted(MODEL_PRESETS)}) nor a loadable "
+            f"model folder or Hub id: {err}"
+        ) from None
+    return auto.from_pretrained(model, config=config, ignore_mismatched_sizes=True)
+
+
+def model_input_size(model: torch.nn.Module, default: int) -> dict[str, int]:
+    """The input size a model expects (ViT: its ``image_size``; others: ``default``)."""
+    size = getattr(model.config, "image_size", None) if getattr(model.config, "model_type", "") == "vit" else None
+    n = int(size if isinstance(size, int) else (size[0] if size else default))
+    return {"height": n, "width": n}
+
+
+# ---------------------------------------------------------------- saving and loading
+
+def isp_processor_settings(isp: torch.nn.Module) -> dict[str, Any] | None:
+    """``isp`` and ``camera`` settings of a :class:`RawISPImageProcessor` that replays ``isp``
+    exactly, or None for the learned ISP (a network the processor cannot run)."""
+    if isinstance(isp, StaticISP):
+        return {"isp": isp.config.to_dict(), "camera": isp.camera.to_dict()}
+    if isinstance(isp, ParametrizedISP):
+        return isp.processor_settings()
+    return None
+
+
+def save_raw_model(model: RawISPModel, output_dir: str | os.PathLike, isp_spec: str | IspSpec,
+                   camera: str | CameraPreset, save_function: Any = None) -> list[str]:
+    """Write ``model`` to ``output_dir`` so that the ``Auto`` classes and :func:`load_raw_model` reload it.
+
+    Files: the task model (``config.json``, ``model.safetensors``), ``preprocessor_config.json``
+    (a :class:`RawISPImageProcessor` replaying the training view; not written for the learned
+    ISP, which it cannot run), ``isp_config.json`` (the ISP spec, camera, pattern, learned-ISP
+    options) and ``isp.safetensors`` (the ISP's parameters, if it has any).
+    """
+    from safetensors.torch import save_file
+
+    out = Path(output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    spec = parse_isp(isp_spec)
+    written = []
+    kwargs = {"save_function": save_function} if save_function is not None else {}
+    model.model.save_pretrained(out, safe_serialization=True, **kwargs)
+    written.append("model")
+    settings = isp_processor_settings(model.isp)
+    processor_file = out / "preprocessor_config.json"
+    if settings is not None:
+        proc = RawISPImageProcessor(**{**model.processor.to_dict(), **settings})
+        proc.save_pretrained(out)
+        written.append(str(processor_file))
+    elif processor_file.exists():
+        processor_file.unlink()  # a stale processor from another run would replay the wrong view
+    cam = CameraPreset.parse(camera)
+    info = {
+        "isp": str(spec),
+        "camera": cam.to_dict(),
+        "pattern": getattr(getattr(model.isp, "config", None), "pattern", None) or getattr(model.isp, "pattern", "RGGB"),
+        "processor": {k: v for k, v in model.processor.to_dict().items() if k not in ("auto_map",)},
+    }
+    if spec.kind == "learned":
+        info["learned_options"] = model.isp.to_dict()
+    state = {k: v.detach().contiguous().cpu() for k, v in model.isp.state_dict().items()}
+    if state:
+        save_file(state, str(out / ISP_WEIGHTS_NAME))
+        written.append(str(out / ISP_WEIGHTS_NAME))
+    tmp = out / f"{ISP_CONFIG_NAME}.tmp"
+    tmp.write_text(json.dumps(info, indent=2) + "\n")
+    os.replace(tmp, out / ISP_CONFIG_NAME)
+    written.append(str(out / ISP_CONFIG_NAME))
+    return written
+
+
+def load_raw_model(path: str | os.PathLike, device: str | torch.device = "cpu") -> tuple[RawISPModel, dict[str, Any]]:
+    """Reload a folder written by :func:`save_raw_model` (any ISP kind) as a :class:`RawISPModel`
+    in eval mode on ``device``; also returns the ``isp_config.json`` content."""
+    from safetensors.torch import load_file
+    from transformers import AutoConfig, AutoModelForImageClassification, AutoModelForSemanticSegmentation
+
+    folder = Path(path)
+    info_file = folder / ISP_CONFIG_NAME
+    if not info_file.is_file():
+        raise FileNotFoundError(f"{folder}: no {ISP_CONFIG_NAME}; not a folder written by the training scripts")
+    try:
+        info = json.loads(info_file.read_text())
+        spec = parse_isp(info["isp"])
+    except (ValueError, KeyError) as err:
+        raise ValueError(f"{info_file}: unreadable ISP description ({err})") from None
+    config = AutoConfig.from_pretrained(folder)
+    auto = AutoModelForSemanticSegmentation if config.model_type == "segformer" else AutoModelForImageClassification
+    task_model = auto.from_pretrained(folder)
+    camera = CameraPreset.parse(info["camera"])
+    isp = build_isp(spec, camera=camera, pattern=info.get("pattern") or "RGGB", learned_options=info.get("learned_options"))
+    weights = folder / ISP_WEIGHTS_NAME
+    if weights.is_file():
+        state = load_file(str(weights))
+        missing, unexpected = isp.load_state_dict(state, strict=False)
+        if unexpected or [m for m in missing if m in dict(isp.named_parameters())]:
+            raise ValueError(f"{weights}: does not fit the {spec} ISP (missing {missing}, unexpected {unexpected})")
+    proc_settings = {k: v for k, v in info["processor"].items() if k != "image_processor_type"}
+    processor = RawISPImageProcessor(**proc_settings)
+    model = RawISPModel(isp, task_model, processor).to(device).eval()
+    return model, info
+

@@ -1,0 +1,235 @@
+"""The accelerate training scripts: a few steps on tiny synthetic data with tiny models."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+import raw_isp
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "scripts"))
+
+import raw_training  # noqa: E402
+
+MICRO = ["--num_examples", "60", "--model_name_or_path", "vit-micro", "--per_device_train_batch_size", "8",
+         "--per_device_eval_batch_size", "6", "--logging_steps", "1"]
+DRONE = ["--num_scenes", "10", "--frame_size", "512", "512", "--num_examples", "16",
+         "--model_name_or_path", "segformer-micro", "--per_device_train_batch_size", "4",
+         "--per_device_eval_batch_size", "3", "--logging_steps", "1"]
+
+
+@pytest.fixture(scope="module")
+def cache(tmp_path_factory):
+    return str(tmp_path_factory.mktemp("hf_cache"))
+
+
+def run(task, out, cache, *extra):
+    argv = ["--output_dir", str(out), "--cache_dir", cache, *extra]
+    assert raw_training.main(task, argv) == 0
+    return json.loads((Path(out) / "all_results.json").read_text())
+
+
+def test_classification_learns_writes_and_reloads_with_auto_classes(tmp_path, cache, capsys):
+    from transformers import AutoImageProcessor, AutoModelForImageClassification
+
+    out = tmp_path / "cls"
+    results = run("classification", out, cache, *MICRO, "--max_train_samples", "16", "--per_device_train_batch_size",
+                  "16", "--max_train_steps", "12", "--learning_rate", "3e-3", "--augment", "none",
+                  "--isp", "static:ma_s_me")
+    printed = capsys.readouterr().out
+    assert "test: accuracy" in printed and "macro_f1" in printed
+    history = [h for h in json.loads((out / "train_history.json").read_text()) if "train_loss" in h]
+    assert len(history) == 12
+    first, last = history[0]["train_loss"], np.mean([h["train_loss"] for h in history[-3:]])
+    assert last < 0.8 * first, (first, last)
+    for key in ("eval_accuracy", "eval_macro_f1", "test_accuracy", "test_macro_f1", "test_per_class_f1", "test_f1_NGS",
+                "test_confusion_matrix", "eval_loss"):
+        assert key in results
+    assert results["train_steps"] == 12
+    for name in ("config.json", "model.safetensors", "preprocessor_config.json", "isp_config.json", "README.md"):
+        assert (out / name).is_file(), name
+    card = (out / "README.md").read_text()
+    assert "static:ma_s_me" in card and f"{results['test_accuracy']:.4f}" in card
+
+    # Reload with the Auto classes and predict on a raw TIFF: same logits as the project's loader.
+    raws = (np.random.default_rng(1).random((2, 256, 256)) * 30000 + 2000).astype(np.uint16)
+    raw_isp.write_raw(tmp_path / "frame.tiff", raws[0])
+    processor = AutoImageProcessor.from_pretrained(out)
+    model = AutoModelForImageClassification.from_pretrained(out).eval()
+    assert processor.isp["demosaic"] == "malvar2004" and processor.camera["name"] == "microscopy"
+    with torch.no_grad():
+        auto_logits = model(**processor(str(tmp_path / "frame.tiff"))).logits
+        raw_model, info = raw_isp.modeling.load_raw_model(out)
+        own_logits = raw_model(torch.from_numpy(raws[:1])).logits
+    assert info["isp"] == "static:ma_s_me"
+    torch.testing.assert_close(auto_logits, own_logits, atol=1e-5, rtol=1e-5)
+
+
+def test_parametrized_isp_is_trained_and_replayed_by_the_processor(tmp_path, cache):
+    from transformers import AutoImageProcessor, AutoModelForImageClassification
+
+    out = tmp_path / "param"
+    run("classification", out, cache, *MICRO, "--max_train_steps", "3", "--isp", "parametrized:bi_u_ga",
+        "--isp_learning_rate", "0.05")
+    model, info = raw_isp.modeling.load_raw_model(out)
+    start = raw_isp.ParametrizedISP("bi_u_ga", camera="microscopy")
+    moved = [n for n, p in model.isp.named_parameters() if not torch.equal(p, getattr(start, n))]
+    assert set(moved) == {"black_level", "white_balance", "colour_matrix", "sharpen_kernel", "blur_kernel", "gamma"}
+    raws = torch.from_numpy((np.random.default_rng(2).random((2, 256, 256)) * 40000).astype(np.uint16))
+    processor = AutoImageProcessor.from_pretrained(out)
+    auto = AutoModelForImageClassification.from_pretrained(out).eval()
+    with torch.no_grad():
+        torch.testing.assert_close(auto(**processor(raws)).logits, model(raws).logits, atol=1e-4, rtol=1e-4)
+
+
+def test_learned_isp_is_saved_and_reloaded(tmp_path, cache):
+    out = tmp_path / "learned"
+    run("classification", out, cache, *MICRO, "--max_train_steps", "2", "--isp", "learned")
+    assert not (out / "preprocessor_config.json").exists()  # the processor cannot run a network
+    assert (out / "isp.safetensors").is_file()
+    model, info = raw_isp.modeling.load_raw_model(out)
+    assert info["isp"] == "learned"
+    raws = torch.from_numpy((np.random.default_rng(3).random((2, 256, 256)) * 40000).astype(np.uint16))
+    with torch.no_grad():
+        again, _ = raw_isp.modeling.load_raw_model(out)
+        torch.testing.assert_close(model(raws).logits, again(raws).logits)
+    assert "load_raw_model" in (out / "README.md").read_text()
+
+
+def test_segmentation_learns_writes_and_reloads(tmp_path, cache):
+    from transformers import AutoImageProcessor, AutoModelForSemanticSegmentation
+
+    out = tmp_path / "seg"
+    results = run("segmentation", out, cache, *DRONE, "--max_train_samples", "4", "--max_train_steps", "10",
+                  "--learning_rate", "5e-3", "--augment", "none")
+    for key in ("eval_mean_iou", "eval_iou_car", "eval_pixel_accuracy", "test_mean_iou", "test_iou_car"):
+        assert key in results
+    history = [h for h in json.loads((out / "train_history.json").read_text()) if "train_loss" in h]
+    assert np.mean([h["train_loss"] for h in history[-3:]]) < 0.8 * history[0]["train_loss"]
+    raws = torch.from_numpy((np.random.default_rng(4).random((2, 256, 256)) * 40000).astype(np.uint16))
+    processor = AutoImageProcessor.from_pretrained(out)
+    auto = AutoModelForSemanticSegmentation.from_pretrained(out).eval()
+    model, _ = raw_isp.modeling.load_raw_model(out)
+    with torch.no_grad():
+        torch.testing.assert_close(auto(**processor(raws)).logits, model(raws).logits, atol=1e-5, rtol=1e-5)
+    masks = processor.post_process_semantic_segmentation(auto(**processor(raws)), target_sizes=[(256, 256)] * 2)
+    assert masks[0].shape == (256, 256)
+
+
+class Killed(Exception):
+    pass
+
+
+def test_killed_and_resumed_run_ends_like_an_uninterrupted_one(tmp_path, cache, monkeypatch):
+    common = [*MICRO, "--max_train_steps", "6", "--checkpointing_steps", "2", "--per_device_train_batch_size", "10"]
+    full = run("classification", tmp_path / "full", cache, *common)
+
+    def kill(step):
+        if step == 4:
+            raise Killed
+
+    monkeypatch.setattr(raw_training, "_after_checkpoint", kill)
+    with pytest.raises(Killed):
+        run("classification", tmp_path / "resumed", cache, *common)
+    assert not (tmp_path / "resumed" / "all_results.json").exists()
+    monkeypatch.undo()
+    assert sorted(p.name for p in (tmp_path / "resumed").glob("step_*")) == ["step_2", "step_4"]
+    resumed = run("classification", tmp_path / "resumed", cache, *common, "--resume_from_checkpoint")
+    assert resumed["train_steps"] == full["train_steps"] == 6
+    for key in ("eval_accuracy", "eval_loss", "test_accuracy", "test_macro_f1", "test_loss"):
+        assert resumed[key] == pytest.approx(full[key], abs=1e-6), key
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--isp", "static:xx_s_ga"], "unknown variant 'xx_s_ga'"),
+    (["--isp", "fancy"], "unknown kind 'fancy'"),
+    (["--intensity", "1.5"], "--intensity must be in (0, 1]"),
+    (["--intensity", "0"], "--intensity must be in (0, 1]"),
+    (["--intensity", "0.3"], "captured at"),
+    (["--data_dir", "/no/such/folder"], "--data_dir /no/such/folder: no such file or folder"),
+    (["--checkpointing_steps", "-3"], "--checkpointing_steps"),
+])
+def test_bad_arguments_fail_before_training(argv, message, tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        raw_training.parse_args("classification", ["--output_dir", str(tmp_path), *argv])
+    assert message in capsys.readouterr().err
+
+
+def test_corrupt_or_missing_checkpoint_is_refused(tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        raw_training.parse_args("classification", ["--output_dir", str(tmp_path), "--resume_from_checkpoint"])
+    assert "no checkpoint" in capsys.readouterr().err
+    bad = tmp_path / "step_5"
+    bad.mkdir()
+    (bad / "trainer_state.json").write_text("{not json")
+    with pytest.raises(SystemExit):
+        raw_training.parse_args("classification", ["--output_dir", str(tmp_path), "--resume_from_checkpoint"])
+    assert "step_5" in (err := capsys.readouterr().err) and "corrupt" in err
+    (bad / "trainer_state.json").write_text('{"completed_steps": 5, "epoch": 0}')
+    (bad / "model.safetensors").write_bytes(b"garbage")
+    (bad / "optimizer.bin").write_bytes(b"garbage")
+    args = raw_training.parse_args("classification", ["--output_dir", str(tmp_path), "--resume_from_checkpoint",
+                                                      "--num_examples", "30", "--model_name_or_path", "vit-micro"])
+    with pytest.raises(SystemExit, match="cannot load it"):
+        raw_training.train(args, splits=_tiny_splits())
+
+
+def _tiny_splits():
+    import datasets
+
+    rng = np.random.default_rng(0)
+    feats = datasets.Features({"image": raw_isp.arrow.raw_image_feature((64, 64)),
+                               "label": datasets.ClassLabel(names=["a", "b"])})
+    make = lambda n: datasets.Dataset.from_dict(  # noqa: E731
+        {"image": (rng.random((n, 64, 64)) * 60000).astype(np.uint16), "label": rng.integers(0, 2, n)}, features=feats)
+    return datasets.DatasetDict(train=make(8), validation=make(4), test=make(4))
+
+
+def test_a_fresh_run_replaces_an_earlier_one(tmp_path, cache):
+    stale = tmp_path / "step_99"
+    stale.mkdir()
+    (stale / "trainer_state.json").write_text('{"completed_steps": 99, "epoch": 9}')
+    (tmp_path / "all_results.json").write_text('{"test_accuracy": 2.0}')
+    results = run("classification", tmp_path, cache, *MICRO, "--max_train_steps", "1")
+    assert results["train_steps"] == 1 and not stale.exists()
+
+
+def _launch(tmp_path, cache, nproc, out, *extra):
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_DATASETS_OFFLINE": "1", "HF_HUB_OFFLINE": "1"}
+    # Without a GPU, "--multi_gpu" makes accelerate start the processes with torchrun; they then
+    # run on the CPU over gloo ("--cpu" with several processes would need mpirun).
+    cmd = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu" if nproc > 1 else "--cpu",
+           "--num_processes", str(nproc),
+           "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
+           str(ROOT / "scripts" / "train_classification.py"), "--output_dir", str(out), "--cache_dir", cache, *MICRO,
+           *extra]
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return json.loads((out / "all_results.json").read_text())
+
+
+def test_two_processes_give_the_same_metrics_as_one(tmp_path, cache):
+    # Warm the dataset cache in this process so the launched runs only read it.
+    raw_training.load_splits(raw_training.parse_args("classification", ["--cache_dir", cache, *MICRO,
+                                                                         "--output_dir", str(tmp_path / "x")]))
+    # 18 validation / 18 test samples in batches of 6 per process: the second process gets a
+    # short last batch that accelerate pads; gather_for_metrics must drop the padding.
+    # No augmentation: its flips are drawn per process batch.
+    common = ("--max_train_steps", "2", "--augment", "none")
+    one = _launch(tmp_path, cache, 1, tmp_path / "one", *common, "--per_device_train_batch_size", "8")
+    two = _launch(tmp_path, cache, 2, tmp_path / "two", *common, "--per_device_train_batch_size", "4")
+    assert one["eval_samples"] == two["eval_samples"]
+    # Same data per step (the shards of a batch of 8 are two batches of 4), gradients averaged
+    # across processes: the same model up to float rounding.
+    for key in ("eval_accuracy", "test_accuracy", "test_macro_f1"):
+        assert two[key] == pytest.approx(one[key], abs=1e-9), key
+    for key in ("eval_loss", "test_loss"):
+        assert two[key] == pytest.approx(one[key], rel=1e-4), key
+    cm_one, cm_two = np.array(one["test_confusion_matrix"]), np.array(two["test_confusion_matrix"])
+    assert cm_two.sum() == cm_one.sum() == one["test_samples"]
