@@ -1,0 +1,102 @@
+"""scripts/drift_synthesis.py end to end on a tiny model and tiny synthetic data."""
+
+import csv
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+import raw_isp
+from raw_isp.corruptions import CORRUPTIONS
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "scripts"))
+
+import drift_synthesis  # noqa: E402
+import raw_training  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    root = tmp_path_factory.mktemp("drift")
+    cache = str(root / "cache")
+    out = root / "model"
+    raw_training.main("classification", ["--output_dir", str(out), "--cache_dir", cache, "--num_examples", "60",
+                                         "--model_name_or_path", "vit-micro", "--max_train_steps", "2",
+                                         "--per_device_train_batch_size", "8", "--max_eval_samples", "4",
+                                         "--isp", "static:ma_u_ga"])
+    return out
+
+
+def read_rows(folder):
+    with open(folder / "drift_synthesis.csv") as fh:
+        return list(csv.DictReader(fh))
+
+
+def test_grid_and_corruptions_are_written(trained, tmp_path, capsys):
+    out = tmp_path / "ds"
+    assert drift_synthesis.main(["--model", str(trained), "--output_dir", str(out), "--max_eval_samples", "4"]) == 0
+    printed = capsys.readouterr().out
+    assert "best :" in printed and "worst:" in printed and "spread" in printed and "corruptions" in printed
+    rows = read_rows(out)
+    assert list(rows[0]) == list(drift_synthesis.FIELDS)
+    grid = [r for r in rows if r["metric"] == "accuracy" and not r["corruption"] and r["test_variant"] != "model"]
+    assert {(r["test_variant"], float(r["intensity"])) for r in grid} == {
+        (v, i) for v in raw_isp.ISP_VARIANTS for i in raw_isp.INTENSITY_RATIOS}
+    assert len(grid) == 12 * 7
+    corr = [r for r in rows if r["metric"] == "accuracy" and r["corruption"]]
+    assert {(r["corruption"], int(r["severity"])) for r in corr} == {(c, s) for c in CORRUPTIONS for s in range(1, 6)}
+    assert all(r["train_variant"] == "ma_u_ga" for r in rows)
+    assert all(0.0 <= float(r["value"]) <= 1.0 for r in rows if r["metric"] != "loss")
+    for name in ("drift_synthesis.json", "summary.md", "variant_intensity.png", "corruptions.png"):
+        assert (out / name).is_file(), name
+    summary = json.loads((out / "drift_synthesis.json").read_text())["summary"]
+    values = [float(r["value"]) for r in grid]
+    assert summary["worst"]["value"] == min(values) and summary["best"]["value"] == max(values)
+    assert summary["spread"] == pytest.approx(max(values) - min(values))
+    assert not (tmp_path / "ds.partial").exists()
+
+
+def test_own_view_equals_training_evaluation(trained, tmp_path):
+    # The static ma_u_ga column at the training intensity is the model's own view: it must give
+    # exactly the test metrics the training script wrote.
+    out = tmp_path / "own"
+    drift_synthesis.main(["--model", str(trained), "--output_dir", str(out), "--max_eval_samples", "4",
+                          "--intensities", "1.0", "--corruptions", "none", "--variants", "ma_u_ga,bi_s_ga"])
+    rows = read_rows(out)
+    results = json.loads((trained / "all_results.json").read_text())
+    own = {r["metric"]: float(r["value"]) for r in rows if r["test_variant"] == "ma_u_ga"}
+    model_view = {r["metric"]: float(r["value"]) for r in rows if r["test_variant"] == "model"}
+    assert own["accuracy"] == pytest.approx(results["test_accuracy"]) == pytest.approx(model_view["accuracy"])
+    assert own["loss"] == pytest.approx(results["test_loss"], rel=1e-5)
+
+
+def test_train_variants_matrix(trained, tmp_path):
+    out = tmp_path / "tt"
+    drift_synthesis.main(["--model", str(trained), "--output_dir", str(out), "--max_eval_samples", "4",
+                          "--intensities", "1.0", "--corruptions", "none", "--train_variants", "bi_s_ga,me_u_me",
+                          "--variants", "bi_s_ga,me_u_me,ma_s_ga"])
+    rows = [r for r in read_rows(out) if r["model"].startswith("train:") and r["metric"] == "accuracy"]
+    assert {(r["train_variant"], r["test_variant"]) for r in rows} == {
+        (a, b) for a in ("bi_s_ga", "me_u_me") for b in ("bi_s_ga", "me_u_me", "ma_s_ga")}
+    assert (out / "train_test.png").is_file()
+    assert (out / "models" / "me_u_me" / "all_results.json").is_file()
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--variants", "xx_s_ga"], "unknown variant"),
+    (["--corruptions", "fog"], "unknown corruption"),
+    (["--severities", "0,6"], "--severities must be in 1..5"),
+    (["--intensities", "2"], "intensities must be in (0, 1]"),
+])
+def test_bad_arguments(trained, argv, message, capsys):
+    with pytest.raises(SystemExit):
+        drift_synthesis.parse_args(["--model", str(trained), *argv])
+    assert message in capsys.readouterr().err
+
+
+def test_not_a_model_folder(tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        drift_synthesis.parse_args(["--model", str(tmp_path)])
+    assert "not a training output folder" in capsys.readouterr().err
