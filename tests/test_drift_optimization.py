@@ -1,0 +1,88 @@
+"""scripts/drift_optimization.py: one tiny model per (ISP, intensity), validation curves, tables, picture."""
+
+import csv
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "scripts"))
+
+import drift_optimization  # noqa: E402
+
+# 60 cells: 42 train images, cut to 16 -> 2 steps of 8 per epoch; 2 epochs -> validations at steps 2 and 4.
+TINY = ["--num_examples", "60", "--model_name_or_path", "vit-micro", "--per_device_train_batch_size", "8",
+        "--per_device_eval_batch_size", "6", "--max_train_samples", "16", "--num_train_epochs", "2",
+        "--logging_steps", "1"]
+ISPS = ("static:bi_s_ga", "parametrized:bi_s_ga", "learned")
+
+
+def test_end_to_end_writes_curves_for_every_run(tmp_path, capsys):
+    out = tmp_path / "out"
+    argv = ["--output_dir", str(out), "--cache_dir", str(tmp_path / "hf_cache"), *TINY]
+    assert drift_optimization.main(argv) == 0  # default --isps and --intensities
+    printed = capsys.readouterr().out
+    assert "intensity 0.01: best final validation accuracy" in printed
+
+    for name in ("drift_optimization.csv", "drift_optimization.json", "drift_optimization.md",
+                 "drift_optimization.png"):
+        assert (out / name).is_file() and (out / name).stat().st_size > 0, name
+    with open(out / "drift_optimization.csv") as fh:
+        rows = list(csv.DictReader(fh))
+    assert list(rows[0]) == ["isp", "intensity", "step", "metric", "value"]
+    expected = {(isp, intensity, step, metric) for isp in ISPS for intensity in (0.01, 0.05) for step in (2, 4)
+                for metric in ("accuracy", "macro_f1", "loss")}
+    got = [(r["isp"], float(r["intensity"]), int(r["step"]), r["metric"]) for r in rows]
+    assert sorted(got) == sorted(expected)  # each exactly once
+    for r in rows:
+        value = float(r["value"])
+        assert value >= 0 and (r["metric"] == "loss" or value <= 1)
+
+    summary = json.loads((out / "drift_optimization.json").read_text())
+    assert [(r["isp"], r["intensity"]) for r in summary["runs"]] == [
+        (isp, intensity) for intensity in (0.01, 0.05) for isp in ISPS]
+    md = (out / "drift_optimization.md").read_text()
+    for run in summary["runs"]:
+        # The last validation of each run is what the saved model reports.
+        folder = Path(run["output_dir"])
+        results = json.loads((folder / "all_results.json").read_text())
+        assert run["final"]["step"] == 4 and results["train_steps"] == 4
+        assert run["final"]["accuracy"] == pytest.approx(results["eval_accuracy"])
+        assert json.loads((folder / "isp_config.json").read_text())["isp"] == run["isp"]
+        assert json.loads((folder / "training_args.json").read_text())["intensity"] == run["intensity"]
+        assert f"| {run['isp']} | {run['intensity']:g} | {run['final']['accuracy']:.4f} (4) |" in md
+    # Low light: the two intensities are different data.
+    by_intensity = {r["intensity"]: r for r in summary["runs"] if r["isp"] == "static:bi_s_ga"}
+    assert by_intensity[0.01]["history"] != by_intensity[0.05]["history"]
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--isp", "learned"], "this script sets --isp, --intensity and --output_dir per run"),
+    (["--intensity", "0.5"], "this script sets --isp"),
+    (["--isps", "static:bi_s_ga,fancy"], "--isps: isp 'fancy': unknown kind 'fancy'"),
+    (["--intensities", "0.01,2"], "--intensities: 2 must be in (0, 1]"),
+    (["--intensities", "0.3"], "captured at"),
+    (["--num_train_epochs", "0"], "expected a positive integer"),
+    (["--task", "segmentation", "--dataset", "raw_microscopy"], "segmentation needs raw_drone"),
+])
+def test_bad_arguments_fail_before_training(tmp_path, capsys, argv, message):
+    out = tmp_path / "out"
+    with pytest.raises(SystemExit):
+        drift_optimization.main(["--output_dir", str(out), *argv])
+    assert message in capsys.readouterr().err
+    assert not out.exists()
+
+
+def test_quick_budget_full_budget_and_overrides(tmp_path):
+    common = ["--output_dir", str(tmp_path / "out"), "--isps", "learned", "--intensities", "0.05"]
+    _, runs = drift_optimization.parse_args(common)
+    (isp, intensity, quick), = runs
+    assert (isp, intensity, quick.intensity, quick.isp) == ("learned", 0.05, 0.05, "learned")
+    assert (quick.max_train_samples, quick.num_train_epochs, quick.per_device_train_batch_size) == (192, 4, 16)
+    assert quick.output_dir == str(tmp_path / "out" / "runs" / "learned_i0.05")
+    _, [(_, _, full)] = drift_optimization.parse_args([*common, "--full"])
+    assert (full.max_train_samples, full.num_train_epochs, full.per_device_train_batch_size) == (None, 12, 32)
+    _, [(_, _, mine)] = drift_optimization.parse_args([*common, "--num_train_epochs", "7"])
+    assert (mine.max_train_samples, mine.num_train_epochs) == (192, 7)
