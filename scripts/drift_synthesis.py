@@ -80,6 +80,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cache_dir", default=None, help="override the model's datasets cache folder")
     p.add_argument("--output_dir", default=None, help="default: <model>/drift_synthesis")
     p.add_argument("--seed", type=int, default=0, help="seed of the random corruptions")
+    p.add_argument("--mixed_precision", choices=("no", "bf16", "fp16"), default="no",
+                   help="run the model under autocast (the ISP and the corruptions stay float32)")
     return p
 
 
@@ -343,7 +345,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     targs = training_args(model_dir, args)
     task = targs.task
     has_device = torch.accelerator.is_available() if hasattr(torch, "accelerator") else torch.cuda.is_available()
-    accelerator = Accelerator(cpu=not has_device)
+    accelerator = Accelerator(cpu=not has_device, mixed_precision=args.mixed_precision)
     model, info = load_raw_model(model_dir, device=accelerator.device)
     camera = raw_isp.CameraPreset.parse(info["camera"])
     module = raw_training._dataset_module(targs.dataset)

@@ -124,7 +124,7 @@ def build_parser(task: str) -> argparse.ArgumentParser:
     g.add_argument("--learning_rate", type=float, default=6e-4 if seg else 5e-4)
     g.add_argument("--isp_learning_rate", type=float, default=1e-3, help="learning rate of a trainable ISP")
     g.add_argument("--weight_decay", type=float, default=0.05)
-    g.add_argument("--num_train_epochs", type=_positive_int, default=3 if seg else 12)
+    g.add_argument("--num_train_epochs", type=_positive_int, default=3 if seg else 8)
     g.add_argument("--max_train_steps", type=_positive_int, default=None, help="overrides --num_train_epochs")
     g.add_argument("--gradient_accumulation_steps", type=_positive_int, default=1)
     g.add_argument("--lr_scheduler_type", default="cosine",
@@ -414,8 +414,9 @@ def evaluate_views(model, loader, accelerator, task: str, label_names: list[str]
     for batch in bar:
         labels = batch["labels"]
         for name, view in views.items():
+            pixel_values = view(batch["raw"])  # outside autocast: ISPs and corruptions stay float32
             with accelerator.autocast():
-                logits = net.model(pixel_values=view(batch["raw"])).logits.float()
+                logits = net.model(pixel_values=pixel_values).logits.float()
             preds = logits_to_predictions(logits, task, labels.shape)
             if task == "segmentation" and logits.shape[-2:] != labels.shape[-2:]:
                 logits = torch.nn.functional.interpolate(logits, size=labels.shape[-2:], mode="bilinear",
