@@ -24,26 +24,62 @@ __all__ = ["LearnedISP"]
 _INIT_KEYS = ("base_channels", "depth", "pattern", "base", "camera")
 
 
-class _ClampInward(torch.autograd.Function):
-    """``y.clamp(0, 1)`` whose backward keeps the gradients that pull ``y`` back into [0, 1].
+class _PlaceAddClamp(torch.autograd.Function):
+    """``clamp(base + pixel_shuffle(res, 2), 0, 1)``; the clamp keeps the gradients that pull back.
 
-    A plain clamp gives zero gradient wherever the residual has pushed a pixel out of range,
-    so the loss could never pull that pixel back. Here, outside the range, a gradient is
-    kept when a descent step (``y -= lr * grad``) moves ``y`` towards [0, 1]: ``grad < 0``
-    below 0, ``grad > 0`` above 1. Inside the range it is the ordinary identity.
+    ``base (B, 3, H, W)``, ``res (B, 12, H/2, W/2)`` with channel ``4c + 2dy + dx`` = colour
+    ``c`` at offset ``(dy, dx)`` of each 2x2 tile. The sum is written into ``base`` when that
+    is allowed (``inplace``), so the forward pass allocates nothing at full resolution: on
+    this kind of machine a fresh 25 MB tensor costs more than the arithmetic on it.
+
+    Gradient: a plain clamp gives zero gradient wherever the residual pushed a pixel out of
+    range, so the loss could never pull that pixel back. Here the gradient at a clamped pixel
+    (output exactly 0 or 1) is kept when a descent step (``y -= lr * grad``) moves it back
+    into [0, 1] (``grad < 0`` at 0, ``grad > 0`` at 1) and dropped when it would push further
+    out. Inside the range the clamp is the identity.
     """
 
     @staticmethod
-    def forward(ctx, y: torch.Tensor) -> torch.Tensor:
-        out = y.clamp(0.0, 1.0)
-        # excess < 0 below the range, > 0 above it; grad * excess < 0 means "pushes outwards".
-        ctx.save_for_backward(y - out)
+    def forward(ctx, base: torch.Tensor, res: torch.Tensor, inplace: bool) -> torch.Tensor:
+        b, _, h, w = res.shape
+        tiles = res.view(b, 3, 2, 2, h, w).permute(0, 1, 4, 2, 5, 3)  # (b, 3, h, dy, w, dx)
+        if inplace:
+            y = base.view(b, 3, h, 2, w, 2).add_(tiles)
+        else:
+            y = base.reshape(b, 3, h, 2, w, 2) + tiles
+        y.clamp_(0.0, 1.0)
+        if inplace:
+            ctx.mark_dirty(base)
+            out = base
+        else:
+            out = y.view(b, 3, 2 * h, 2 * w)
+        ctx.save_for_backward(out)
+        ctx.res_shape = (b, h, w)
+        ctx.res_channels_last = res.dim() == 4 and res.is_contiguous(memory_format=torch.channels_last)
         return out
 
     @staticmethod
-    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
-        (excess,) = ctx.saved_tensors
-        return torch.where(grad * excess < 0, 0.0, grad)
+    def backward(ctx, grad: torch.Tensor):
+        (out,) = ctx.saved_tensors
+        b, h, w = ctx.res_shape
+        blocked = (out == 0).logical_and_(grad > 0).logical_or_((out == 1).logical_and_(grad < 0))
+        grad_base = grad_res = None
+        if ctx.needs_input_grad[1]:
+            # The mask and the inverse pixel shuffle in one pass, straight into res's layout.
+            grad_res = grad.new_empty(b, 3, 2, 2, h, w)
+            torch.where(
+                blocked.view(b, 3, h, 2, w, 2).permute(0, 1, 3, 5, 2, 4),
+                grad.new_zeros(()),
+                grad.reshape(b, 3, h, 2, w, 2).permute(0, 1, 3, 5, 2, 4),
+                out=grad_res,
+            )
+            grad_res = grad_res.view(b, 12, h, w)
+            if ctx.res_channels_last:
+                # One conversion here saves one in each of the head's conv and upsampling backwards.
+                grad_res = grad_res.contiguous(memory_format=torch.channels_last)
+        if ctx.needs_input_grad[0]:
+            grad_base = torch.where(blocked, 0.0, grad)
+        return grad_base, grad_res, None
 
 
 def _conv(cin: int, cout: int, stride: int = 1) -> torch.nn.Conv2d:
@@ -123,7 +159,7 @@ class LearnedISP(torch.nn.Module):
     2. U-Net. Level 0 is the planes themselves; level ``l = 1..depth`` works at
        ``(h, w) / 2**l`` with ``C * 2**(l-1)`` channels: a stride-2 conv3x3 + ReLU, then a
        conv3x3 + ReLU. Going up, level ``l + 1`` is upsampled x2 (bilinear), concatenated
-       with the skip of level ``l`` and mixed by a conv3x3 (+ ReLU above level 0), the conv
+       with the skip of level ``l`` and mixed by a conv3x3 + ReLU (no ReLU in the head), the conv
        factorised so that its part on the upsampled features runs before the upsampling
        (see ``_Up``). At level 0 that conv is the output head: 12 channels, colour ``c``
        (R, G, B) at tile site ``s`` (R, G1, G2, B) in channel ``4c + s``.
@@ -133,7 +169,7 @@ class LearnedISP(torch.nn.Module):
     3. The head's sites are put back in positional order and ``pixel_shuffle(2)`` gives the
        residual ``(B, 3, H, W)`` (fused with the addition below, in one pass);
        output = ``clamp(base + residual, 0, 1)``, with the gradient of the clamp kept where
-       it pulls a value back into range (see ``_ClampInward``), so no pixel goes silent.
+       it pulls a value back into range (see ``_PlaceAddClamp``), so no pixel goes silent.
        The head starts at zero, so at initialisation the output equals the base view
        exactly (0.5 without a base); in the first backward pass only the head gets a
        gradient, every parameter after that. (A sigmoid in logit space would also bound
@@ -282,10 +318,7 @@ class LearnedISP(torch.nn.Module):
         b, _, h, w = res.shape
         if base is None:
             base = x.new_full((b, 3, 2 * h, 2 * w), 0.5)
-        # base + pixel_shuffle(res, 2), in one pass: channel 4c + 2dy + dx of res is colour c at
-        # offset (dy, dx) of each 2x2 tile, so index base as (b, 3, h, dy, w, dx). Going through
-        # channels-last (b, h, w, 12) makes the gradient arrive channels-last, as the convs want.
-        res = res.permute(0, 2, 3, 1).reshape(b, h, w, 3, 2, 2).permute(0, 3, 1, 4, 2, 5)
-        y = base.reshape(b, 3, h, 2, w, 2) + res
-        out = _ClampInward.apply(y.reshape(b, 3, 2 * h, 2 * w)).to(p.dtype)
+        # Writing into the base view is safe unless autograd needs it (a raw that requires grad).
+        inplace = not base.requires_grad and base.is_contiguous()
+        out = _PlaceAddClamp.apply(base, res, inplace).to(p.dtype)
         return out[0] if single else out

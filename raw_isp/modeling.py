@@ -93,14 +93,15 @@ def build_isp(spec: str | IspSpec, camera: str | CameraPreset = "neutral", patte
               learned_options: dict | None = None) -> torch.nn.Module:
     """The ISP module of a spec (:func:`parse_isp`): raw ``(B, H, W)`` in [0, 1] -> ``(B, 3, H, W)``.
 
-    ``camera`` sets the colour parameters (the initial ones of a parametrized ISP); the learned
-    ISP ignores it. ``learned_options``: keyword arguments of ``LearnedISP``.
+    ``camera`` sets the colour parameters (the initial ones of a parametrized ISP; the base view
+    of the learned ISP). ``learned_options``: keyword arguments of ``LearnedISP``.
     """
     spec = parse_isp(spec)
     if spec.kind == "learned":
         from .learned import LearnedISP
 
-        return LearnedISP(**{"pattern": pattern, **(learned_options or {})})
+        cam = CameraPreset.parse(camera)
+        return LearnedISP(**{"pattern": pattern, "camera": cam.to_dict(), **(learned_options or {})})
     config = ISPConfig.from_variant(spec.variant, pattern=pattern)
     if spec.kind == "static":
         return StaticISP(config, camera=camera)

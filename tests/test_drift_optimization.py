@@ -11,6 +11,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "scripts"))
 
 import drift_optimization  # noqa: E402
+import raw_training  # noqa: E402
 
 # 60 cells: 42 train images, cut to 16 -> 2 steps of 8 per epoch; 2 epochs -> validations at steps 2 and 4.
 TINY = ["--num_examples", "60", "--model_name_or_path", "vit-micro", "--per_device_train_batch_size", "8",
@@ -83,6 +84,8 @@ def test_quick_budget_full_budget_and_overrides(tmp_path):
     assert (quick.max_train_samples, quick.num_train_epochs, quick.per_device_train_batch_size) == (192, 4, 16)
     assert quick.output_dir == str(tmp_path / "out" / "runs" / "learned_i0.05")
     _, [(_, _, full)] = drift_optimization.parse_args([*common, "--full"])
-    assert (full.max_train_samples, full.num_train_epochs, full.per_device_train_batch_size) == (None, 12, 32)
+    defaults = raw_training.build_parser("classification").parse_args([])
+    assert (full.max_train_samples, full.num_train_epochs, full.per_device_train_batch_size) == (
+        None, defaults.num_train_epochs, defaults.per_device_train_batch_size)
     _, [(_, _, mine)] = drift_optimization.parse_args([*common, "--num_train_epochs", "7"])
     assert (mine.max_train_samples, mine.num_train_epochs) == (192, 7)

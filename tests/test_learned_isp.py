@@ -118,6 +118,20 @@ def test_gradients_reach_every_parameter():
         assert torch.isfinite(p.grad).all() and p.grad.abs().sum() > 0, name
 
 
+def test_gradients_reach_a_raw_input_that_asks_for_them():
+    isp = _perturbed(LearnedISP(base_channels=4, depth=2, base="bi_s_ga"))
+    raw = _raw().double().requires_grad_()
+    isp.double()(raw).square().sum().backward()
+    assert torch.isfinite(raw.grad).all() and raw.grad.abs().sum() > 0
+    # The base view took no in-place write: the whole gradient is exact where nothing is
+    # clamped (at clamped pixels the clamp's gradient is the designed surrogate, not the derivative).
+    isp = _perturbed(LearnedISP(base_channels=4, depth=2, base="bi_s_ga"), std=0.01).double()
+    small = (0.3 + 0.3 * _raw(b=1, h=8, w=8)).double().requires_grad_()
+    out = isp(small)
+    assert out.min() > 0 and out.max() < 1
+    assert torch.autograd.gradcheck(isp, (small,), eps=1e-6, atol=1e-5, fast_mode=True)
+
+
 def test_clamp_keeps_gradients_that_pull_back_into_range():
     isp = LearnedISP(base_channels=4, depth=1, base=None)
     with torch.no_grad():
@@ -175,6 +189,9 @@ def test_lower_precision_parameters_keep_a_float32_base_view():
     expected = gamma_encode(demosaic(raw, "bilinear"), 2.2).to(torch.bfloat16)
     assert torch.equal(out, expected)
     assert isp._base_isp[0].dtype == torch.float32
+    _perturbed(isp)(raw).float().square().sum().backward()
+    assert all(p.grad is not None and p.grad.dtype == torch.bfloat16 and torch.isfinite(p.grad).all()
+               for p in isp.parameters())
     out64 = LearnedISP(base_channels=4, depth=2).double()(raw.double())
     assert out64.dtype == torch.float64
 
