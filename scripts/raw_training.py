@@ -642,7 +642,8 @@ def write_outputs(args: argparse.Namespace, result: TrainResult) -> None:
     camera = args.camera or dataset_camera(args.dataset)
     save_raw_model(model, out, args.isp, camera)
     (out / "train_history.json").write_text(json.dumps(result.history, indent=1) + "\n")
-    (out / "training_args.json").write_text(json.dumps(vars(args), indent=2, default=str) + "\n")
+    saved = {k: v for k, v in vars(args).items() if k != "hub_token"}  # never write a secret to disk
+    (out / "training_args.json").write_text(json.dumps(saved, indent=2, default=str) + "\n")
     (out / "README.md").write_text(model_card(args, result, model))
     # all_results.json last: its presence marks a finished run.
     (out / "all_results.json").write_text(json.dumps(result.results, indent=2) + "\n")
