@@ -233,3 +233,22 @@ def test_two_processes_give_the_same_metrics_as_one(tmp_path, cache):
         assert two[key] == pytest.approx(one[key], rel=1e-4), key
     cm_one, cm_two = np.array(one["test_confusion_matrix"]), np.array(two["test_confusion_matrix"])
     assert cm_two.sum() == cm_one.sum() == one["test_samples"]
+
+
+@pytest.mark.filterwarnings("ignore:the .* split got no examples:UserWarning")
+def test_both_scripts_train_on_a_local_copy_in_the_real_layout(tmp_path, cache):
+    from test_datasets_sources import write_drone_frames, write_microscopy
+
+    cells = write_microscopy(tmp_path / "microscopy", num_cells=30, ratios=(1.0, 0.25))
+    results = run("classification", tmp_path / "cls", cache, "--data_dir", str(tmp_path / "microscopy"),
+                  "--intensity", "0.25", "--model_name_or_path", "vit-micro", "--max_train_steps", "2",
+                  "--per_device_train_batch_size", "8")
+    assert results["train_samples"] + results["eval_samples"] + results["test_samples"] == len(cells)
+    args = json.loads((tmp_path / "cls" / "training_args.json").read_text())
+    assert args["source"] == "local" and args["intensity"] == 0.25
+
+    frames = write_drone_frames(tmp_path / "drone", num_frames=10, shape=(512, 512))
+    results = run("segmentation", tmp_path / "seg", cache, "--data_dir", str(tmp_path / "drone"),
+                  "--model_name_or_path", "segformer-micro", "--max_train_steps", "2",
+                  "--per_device_train_batch_size", "4")
+    assert results["train_samples"] > 0 and "test_mean_iou" in results and len(frames) == 10
