@@ -33,6 +33,7 @@ import torch
 import torch.nn.functional as F
 
 from .metrics import classification_scores, confusion_matrix, segmentation_scores
+from .modeling import task_outputs
 from .parametrized import PARAMETER_GROUPS, ParametrizedISP
 
 __all__ = [
@@ -274,13 +275,7 @@ class AdversarialISPSearch:
 
     def _outputs(self, logits: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Per-image cross-entropy ``(B,)`` and predictions (as the training scripts evaluate)."""
-        logits = logits.float()
-        if self.task == "segmentation" and logits.shape[-2:] != labels.shape[-2:]:
-            logits = F.interpolate(logits, size=labels.shape[-2:], mode="bilinear", align_corners=False)
-        losses = F.cross_entropy(logits, labels, reduction="none")
-        if self.task == "segmentation":
-            losses = losses.flatten(1).mean(1)
-        return losses, logits.argmax(1)
+        return task_outputs(logits, labels, self.task)
 
     def _score(self, cm) -> float:
         scores = classification_scores(cm) if self.task == "classification" else segmentation_scores(cm)

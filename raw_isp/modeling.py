@@ -45,6 +45,8 @@ __all__ = [
     "save_raw_model",
     "load_raw_model",
     "decode_raw",
+    "logits_at",
+    "task_outputs",
     "ISP_CONFIG_NAME",
     "ISP_WEIGHTS_NAME",
 ]
@@ -170,6 +172,27 @@ class RawISPModel(torch.nn.Module):
 
     def forward(self, raw: torch.Tensor, labels: torch.Tensor | None = None, augment: Any = None, **kwargs: Any):
         return self.model(pixel_values=self.pixel_values(raw, augment), labels=labels, **kwargs)
+
+
+def logits_at(logits: torch.Tensor, size: tuple[int, int] | torch.Size) -> torch.Tensor:
+    """Segmentation logits ``(B, C, h, w)`` (SegFormer's are at quarter resolution) upsampled
+    bilinearly to ``size`` = (H, W), as float32; unchanged when already that size."""
+    logits = logits.float()
+    if tuple(logits.shape[-2:]) != tuple(size):
+        logits = torch.nn.functional.interpolate(logits, size=tuple(size), mode="bilinear", align_corners=False)
+    return logits
+
+
+def task_outputs(logits: torch.Tensor, labels: torch.Tensor, task: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-image cross-entropy ``(B,)`` and predicted classes of a batch, as every evaluation in
+    the project scores it: classification ``logits (B, C)``, ``labels (B,)`` -> predictions
+    ``(B,)``; segmentation ``logits (B, C, h, w)``, ``labels (B, H, W)`` -> logits upsampled to
+    (H, W) once, loss averaged over pixels, predictions ``(B, H, W)``."""
+    logits = logits.float() if task == "classification" else logits_at(logits, labels.shape[-2:])
+    losses = torch.nn.functional.cross_entropy(logits, labels, reduction="none")
+    if task != "classification":
+        losses = losses.flatten(1).mean(1)
+    return losses, logits.argmax(1)
 
 
 # ---------------------------------------------------------------- task models

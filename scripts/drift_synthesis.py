@@ -174,18 +174,24 @@ def evaluate_grid(model, data: dict[float, Any], accelerator, task: str, label_n
 
     for r, ds in data.items():
         loader = accelerator.prepare(raw_training.make_loader(ds, label_column, batch_size, False, 0))
-        views = {v: (lambda raw, isp=isp: model.processor.to_pixel_values(isp(raw_isp.modeling.decode_raw(raw))))
-                 for v, isp in isps.items()}
+        # Per batch, the raw is decoded once and the own view developed once, for all the views.
+        cache: dict[str, Any] = {"n": -1}  # n: the batch's index, which seeds its corruptions
+
+        def decoded(raw):
+            if cache.get("raw") is not raw:
+                cache.pop("rgb", None)
+                cache.update(raw=raw, x=raw_isp.modeling.decode_raw(raw), n=cache["n"] + 1)
+            return cache["x"]
+
+        def own_view(raw):
+            x = decoded(raw)
+            if "rgb" not in cache:
+                cache["rgb"] = model.views(x)
+            return cache["rgb"]
+
+        views = {v: (lambda raw, isp=isp: model.processor.to_pixel_values(isp(decoded(raw)))) for v, isp in isps.items()}
         if r == train_intensity:
-            views["__own__"] = model.pixel_values
-            cache: dict[str, Any] = {}
-
-            def own_view(raw):
-                # Developed once per batch for all the corruptions of that batch.
-                if cache.get("raw") is not raw:
-                    cache["raw"], cache["rgb"], cache["n"] = raw, model.views(raw), cache.get("n", -1) + 1
-                return cache["rgb"]
-
+            views["__own__"] = lambda raw: model.processor.to_pixel_values(own_view(raw))
             for c in corruptions:
                 for s in severities:
                     gen = seed * 1000 + CORRUPTIONS.index(c) * 10 + s

@@ -35,7 +35,7 @@ import numpy as np
 import torch
 
 import raw_isp
-from raw_isp.modeling import load_raw_model
+from raw_isp.modeling import load_raw_model, logits_at
 
 logger = logging.getLogger("explorer")
 
@@ -314,10 +314,7 @@ class Predictor:
             if self.task == "classification":
                 outs.append(logits.softmax(-1).numpy())
             else:
-                if logits.shape[-2:] != part.shape[-2:]:
-                    logits = torch.nn.functional.interpolate(logits, size=part.shape[-2:], mode="bilinear",
-                                                             align_corners=False)
-                outs.append((logits.argmax(1) == self.car_index).numpy())
+                outs.append((logits_at(logits, part.shape[-2:]).argmax(1) == self.car_index).numpy())
         return np.concatenate(outs)
 
 

@@ -30,7 +30,7 @@ import raw_isp
 import raw_isp.metrics
 from raw_isp.arrow import RawBatches
 from raw_isp.modeling import (MODEL_PRESETS, RawISPModel, build_isp, build_task_model, model_input_size, parse_isp,
-                              save_raw_model)
+                              save_raw_model, task_outputs)
 
 logger = logging.getLogger("raw_training")
 
@@ -374,17 +374,6 @@ def build_model(args: argparse.Namespace, label_names: list[str]) -> RawISPModel
     return RawISPModel(isp, task_model, processor)
 
 
-def logits_to_predictions(logits: torch.Tensor, task: str, label_shape: torch.Size) -> torch.Tensor:
-    """Class indices: ``(B,)`` for classification; ``(B, H, W)`` at the label size for
-    segmentation (SegFormer's quarter-resolution logits upsampled bilinearly)."""
-    if task == "classification":
-        return logits.argmax(-1)
-    if logits.shape[-2:] != label_shape[-2:]:
-        logits = torch.nn.functional.interpolate(logits.float(), size=label_shape[-2:], mode="bilinear",
-                                                 align_corners=False)
-    return logits.argmax(1).to(torch.uint8)
-
-
 def new_metric(task: str, label_names: list[str]):
     return raw_isp.metrics.load(task, num_labels=len(label_names), label_names=label_names, keep_in_memory=True)
 
@@ -416,13 +405,10 @@ def evaluate_views(model, loader, accelerator, task: str, label_names: list[str]
         for name, view in views.items():
             pixel_values = view(batch["raw"])  # outside autocast: ISPs and corruptions stay float32
             with accelerator.autocast():
-                logits = net.model(pixel_values=pixel_values).logits.float()
-            preds = logits_to_predictions(logits, task, labels.shape)
-            if task == "segmentation" and logits.shape[-2:] != labels.shape[-2:]:
-                logits = torch.nn.functional.interpolate(logits, size=labels.shape[-2:], mode="bilinear",
-                                                         align_corners=False)
-            losses = torch.nn.functional.cross_entropy(logits, labels, reduction="none")
-            losses = losses.flatten(1).mean(1) if task == "segmentation" else losses
+                logits = net.model(pixel_values=pixel_values).logits
+            losses, preds = task_outputs(logits, labels, task)
+            if task == "segmentation":
+                preds = preds.to(torch.uint8)  # a quarter of the bytes to gather
             p, r, l = accelerator.gather_for_metrics((preds, labels, losses))
             metrics[name].add_batch(predictions=p.cpu().numpy(), references=r.cpu().numpy())
             loss_sum[name] += l.double().sum().cpu()
