@@ -8,7 +8,7 @@
 2. **Iterate.** The training split of ``raw_microscopy`` "raw" (4,606 frames) and of ``raw_drone``
    "segmentation" (2,632), columns ``image`` and its target (``label`` or ``mask``), go through a
    shuffled torch ``DataLoader`` with 2 worker processes and batches of 64: formatted with the
-   project's ``raw_isp.arrow.raw_format`` (uint16 tensors read straight from the Arrow buffers),
+   project's ``raw_isp.data.arrow.raw_format`` (uint16 tensors read straight from the Arrow buffers),
    once as usual (rows fetched with ``__getitems__`` and stacked by the default collate) and once
    with a batched fetch (``sampler=BatchSampler(...)``, ``batch_size=None``: one formatted batch
    per call, nothing re-stacked); and with plain ``with_format("torch")``. Frames per second of
@@ -150,7 +150,7 @@ def _loader(ds, batch_size: int, workers: int, seed: int, batched: bool = False)
     hands each worker an index list and the batch is gathered in one copy, so rows are never split
     and re-stacked); otherwise the ordinary per-row DataLoader."""
     if batched:
-        from raw_isp.arrow import raw_dataloader
+        from raw_isp.data.arrow import raw_dataloader
 
         return raw_dataloader(ds, batch_size=batch_size, shuffle=True, seed=seed, num_workers=workers)
     g = torch.Generator()
@@ -178,7 +178,7 @@ def _epoch(ds, batch_size: int, workers: int, seed: int, column: str, check=None
 def bench_iterate(dataset: str, config: str, split: str, quick: bool, batch_size: int, workers: int,
                   repeats: int, cache_dir: str) -> dict[str, Any]:
     """Frames/s of a prepared split through a DataLoader: ``raw_format`` vs ``with_format("torch")``."""
-    from raw_isp.arrow import raw_format
+    from raw_isp.data.arrow import raw_format
 
     module = _module(dataset)
     kwargs: dict[str, Any] = {"source": "synthetic"}

@@ -58,7 +58,7 @@ def main(argv: list[str] | None = None) -> int:
     data = drift_synthesis.load_by_intensity(args, "test", list(raw_isp.INTENSITY_RATIOS))
     t_data = time.perf_counter() - t0
     if opts.model_name_or_path is None and (Path(opts.model) / "isp_config.json").is_file():
-        model, _ = raw_isp.modeling.load_raw_model(opts.model, device=accelerator.device)
+        model, _ = raw_isp.models.modeling.load_raw_model(opts.model, device=accelerator.device)
         model_name = opts.model
     else:
         torch.manual_seed(0)

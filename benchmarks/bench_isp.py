@@ -1,7 +1,7 @@
 """Time the batched ``raw_isp.StaticISP`` against the per-image reference, variant by variant.
 
 Both run on the same synthetic raw frames (float32 in [0, 1]). StaticISP processes the whole
-batch in one call; the reference (``tests/reference_isp.py``: numpy, scipy, scikit-image and
+batch in one call; the reference (``raw_isp/testing/reference_isp.py``: numpy, scipy, scikit-image and
 colour-demosaicing, one image at a time) loops over images. Each is warmed up once, then timed
 ``--repeats`` / ``--ref-repeats`` times; the table reports medians in images per second and their
 ratio. On CUDA the input already sits on the device and the clock is read after a synchronise.
@@ -15,21 +15,15 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-sys.path.insert(0, str(REPO / "tests"))
-sys.path.insert(0, str(REPO / "benchmarks"))
-
-import raw_isp  # noqa: E402
-from machine import machine_info  # noqa: E402
-from reference_isp import reference_batch, synthetic_raws  # noqa: E402
+import raw_isp
+from machine import machine_info  # benchmarks/machine.py, beside this script
+from raw_isp.testing.reference_isp import reference_batch, synthetic_raws
 
 
 def median_seconds(fn, repeats: int, sync) -> float:

@@ -77,7 +77,7 @@ from raw_drone.synthetic import (
     DroneSimulator,
     TileInfo,
 )
-from raw_isp.archive import (
+from raw_isp.data.archive import (
     SourceError,
     fetch_manifest_files,
     file_sha256,
@@ -86,7 +86,7 @@ from raw_isp.archive import (
     load_manifest,
     manifest_path,
 )
-from raw_isp.arrow import (
+from raw_isp.data.arrow import (
     build_and_load,
     mask_feature,
     png_views,
@@ -96,9 +96,9 @@ from raw_isp.arrow import (
     warn_empty_split,
 )
 from raw_isp.citation import STUDY_CITATION
-from raw_isp.config import ISP_VARIANTS
+from raw_isp.isp.config import ISP_VARIANTS
 from raw_isp.io import read_raw
-from raw_isp.splits import SPLIT_NAMES, kfold_split, split_assignment
+from raw_isp.data.splits import SPLIT_NAMES, kfold_split, split_assignment
 
 __all__ = ["RawDrone", "RawDroneConfig", "load_dataset", "CONFIG_NAMES", "TASKS", "intensity_tag",
            "read_mask", "MANIFEST_ENV", "DEFAULT_MANIFEST"]
@@ -580,7 +580,7 @@ class RawDrone(datasets.GeneratorBasedBuilder):
                                  width=c.frame_width, workers=workers)
         isp = None
         if c.kind == "rgb":
-            from raw_isp.pipeline import StaticISP
+            from raw_isp.isp.static import StaticISP
 
             isp = StaticISP(c.isp_variant, camera="drone")
         for job in shards:
@@ -653,7 +653,7 @@ def load_dataset(
         files_manifest: the download manifest for "zenodo".
         cache_dir, download_mode: as in ``datasets.load_dataset``.
         num_proc: processes for generation (default: 2-4 for the synthetic source, else 1).
-        output: "numpy" (default), "torch" or None; see ``raw_isp.arrow.raw_format``.
+        output: "numpy" (default), "torch" or None; see ``raw_isp.data.arrow.raw_format``.
     Returns:
         ``datasets.DatasetDict`` or ``datasets.Dataset``.
     """

@@ -29,8 +29,8 @@ of the same kind from an explicit physical model:
    colour matrix and white balance (``raw_isp.CAMERAS["drone"]``), so that the ISP of this
    project with that preset reproduces the scene colours, and blurred by the Gaussian PSF of
    the datasheet (sigma 2.52 px).
-4. **Sensor.** An RGGB Bayer filter keeps one channel per pixel (the sites of ``raw_isp.cfa``;
-   the blur is evaluated only at the kept sites, equal to ``raw_isp.cfa.mosaic`` of the blurred
+4. **Sensor.** An RGGB Bayer filter keeps one channel per pixel (the sites of ``raw_isp.isp.cfa``;
+   the blur is evaluated only at the kept sites, equal to ``raw_isp.isp.cfa.mosaic`` of the blurred
    image, which the tests check); a white
    Lambertian surface in full sun (60 degrees elevation) gets :data:`WHITE_FRACTION` of the
    full well, so bright roofs and white cars come close to but rarely reach saturation (sun
@@ -72,8 +72,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from raw_isp.cfa import pattern_colours
-from raw_isp.config import CAMERAS
+from raw_isp.isp.cfa import pattern_colours
+from raw_isp.isp.config import CAMERAS
+from raw_isp.isp.filters import gaussian_kernel1d
 from raw_isp.sensor import INTENSITY_RATIOS, SENSORS
 
 __all__ = [
@@ -1193,10 +1194,8 @@ def _camera_from_scene() -> np.ndarray:
 
 
 def _gaussian_taps(sigma: float) -> np.ndarray:
-    radius = max(1, int(math.ceil(3 * sigma)))
-    x = np.arange(-radius, radius + 1, dtype=np.float64)
-    k = np.exp(-0.5 * (x / sigma) ** 2)
-    return (k / k.sum()).astype(np.float32)
+    """The PSF's taps, float32, truncated at 3 sigma (rounded up)."""
+    return gaussian_kernel1d(sigma, radius=max(1, math.ceil(3 * sigma))).numpy()
 
 
 # Sites of the RGGB tile: (row parity, column parity, colour channel), from raw_isp's definition.
@@ -1207,7 +1206,7 @@ def _psf_mosaic(cam: np.ndarray, sigma: float = PSF_SIGMA_PX) -> np.ndarray:
     """Blur camera RGB (3, H, W) by a Gaussian PSF and sample it through an RGGB filter: (H, W).
 
     The separable blur (reflecting at the frame edges) is evaluated only where the mosaic keeps
-    a sample, which halves the work; the result equals ``raw_isp.cfa.mosaic`` of the fully blurred
+    a sample, which halves the work; the result equals ``raw_isp.isp.cfa.mosaic`` of the fully blurred
     image (checked in the tests).
     """
     taps = _gaussian_taps(sigma)

@@ -1,20 +1,73 @@
-"""Batched, differentiable image signal processing for raw Bayer data.
+"""Raw Bayer images on the Hugging Face stack: a batched, differentiable ISP and what is built on it.
 
-Public API (see the README): :func:`demosaic`, :data:`ISP_VARIANTS`, :class:`ISPConfig`,
-:class:`StaticISP`, :class:`ParametrizedISP`, :data:`CAMERAS`, :class:`SensorModel`,
-:data:`SENSORS`, :func:`read_raw`, :class:`RawISPImageProcessor`, :class:`LearnedISP`; the
-submodules :mod:`raw_isp.modeling` (the ISP-in-the-loop model), :mod:`raw_isp.corruptions`,
-:mod:`raw_isp.forensics` and :mod:`raw_isp.metrics`.
+The subpackages follow the data flow, raw -> ISP -> model -> metrics -> drift report:
+
+    raw_isp.sensor, raw_isp.io   sensor physics; raw TIFF/DNG files and the one raw -> [0, 1] conversion
+    raw_isp.isp                  CFA, colour, filters, demosaicing, configs, StaticISP, ParametrizedISP, LearnedISP
+    raw_isp.data                 uint16 frames in ``datasets``, safe archives and downloads, splits, builder base
+    raw_isp.models               RawISPImageProcessor (transformers), RawISPModel, presets, save / load
+    raw_isp.training             RawTrainingArguments, the dataset / task registry, the accelerate loop
+    raw_isp.metrics              offline ``evaluate`` modules, SSIM
+    raw_isp.drift                corruptions, drift synthesis, drift forensics, drift optimisation
+
+``import raw_isp`` loads only the ISP core (torch, numpy, tifffile). The names that need
+transformers, datasets or evaluate (:class:`RawISPImageProcessor`, the subpackages ``models``,
+``training``, ``data``, ``metrics``, ``drift``) load on first use. ``AutoImageProcessor`` and
+``pipeline()`` learn the project's classes as soon as transformers loads its auto classes
+(:mod:`raw_isp._hooks`), so a saved model folder loads without ``trust_remote_code`` in any
+process that has run ``import raw_isp``.
 """
 
-from . import cfa, color, filters
-from .cfa import PATTERNS, merge_planes, mosaic, split_planes
-from .config import CAMERAS, ISP_VARIANTS, CameraPreset, ISPConfig
-from .demosaic import DEMOSAIC_METHODS, demosaic
-from .pipeline import STAGE_NAMES, StaticISP, run_stages
-from .parametrized import PARAMETER_GROUPS, ParametrizedISP
-from .sensor import SensorModel, SENSORS, INTENSITY_RATIOS
-from .io import read_raw, read_raw_with_pattern, write_raw, write_dng, RawFileError, normalize_raw
-from .processor import RawISPImageProcessor
-from .learned import LearnedISP
-from . import corruptions, forensics, modeling
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from .isp import (
+    CAMERAS,
+    DEMOSAIC_METHODS,
+    ISP_VARIANTS,
+    PARAMETER_GROUPS,
+    PATTERNS,
+    STAGE_NAMES,
+    CameraPreset,
+    ISPConfig,
+    LearnedISP,
+    ParametrizedISP,
+    StaticISP,
+    demosaic,
+    merge_planes,
+    mosaic,
+    run_stages,
+    split_planes,
+)
+from .io import RawFileError, normalize_raw, read_raw, read_raw_with_pattern, write_dng, write_raw
+from .sensor import INTENSITY_RATIOS, SENSORS, SensorModel
+from . import _hooks
+
+__all__ = [
+    "CAMERAS", "DEMOSAIC_METHODS", "ISP_VARIANTS", "PARAMETER_GROUPS", "PATTERNS", "STAGE_NAMES",
+    "CameraPreset", "ISPConfig", "LearnedISP", "ParametrizedISP", "StaticISP", "demosaic", "merge_planes",
+    "mosaic", "run_stages", "split_planes",
+    "RawFileError", "normalize_raw", "read_raw", "read_raw_with_pattern", "write_dng", "write_raw",
+    "INTENSITY_RATIOS", "SENSORS", "SensorModel",
+    "RawISPImageProcessor",
+]  # fmt: skip
+
+# Names that load on first use, and the module that holds each.
+_LAZY = {"RawISPImageProcessor": "raw_isp.models.processor"}
+_SUBPACKAGES = ("isp", "data", "models", "training", "metrics", "drift", "testing")
+
+_hooks.install()
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    if name in _SUBPACKAGES or name in _hooks.MOVED:
+        return importlib.import_module(f"{__name__}.{name}")
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY) | set(_SUBPACKAGES))

@@ -25,6 +25,7 @@ __all__ = [
     "write_raw",
     "write_dng",
     "normalize_raw",
+    "raw_to_unit",
 ]
 
 # TIFF / DNG tag codes and values used here.
@@ -39,7 +40,7 @@ _TAG_CFA_PLANE_COLOR = 50710
 _TAG_CFA_LAYOUT = 50711
 
 # CFA colour codes (0 = red, 1 = green, 2 = blue) of each 2x2 pattern, row-major. The pattern
-# names are the same as raw_isp.cfa.PATTERNS.
+# names are the same as raw_isp.isp.cfa.PATTERNS.
 _CFA_CODES: dict[str, tuple[int, int, int, int]] = {
     "RGGB": (0, 1, 1, 2),
     "BGGR": (2, 1, 1, 0),
@@ -414,8 +415,48 @@ def write_dng(path: str | os.PathLike[str], array: Any, pattern: str = "RGGB") -
 # ---------------------------------------------------------------------------------- units
 
 
+def raw_to_unit(raw: Any, white_level: float | Any = 65535.0) -> Any:
+    """Raw DN -> normalised units, ``raw / white_level`` as float32: the one raw -> [0, 1] conversion.
+
+    Every path that develops raw frames (the ISPs, the model, the image processor, drift
+    synthesis, the explorer) calls this, so the same frame gives the same floats everywhere.
+
+    Args:
+        raw: numpy array or torch tensor, any shape. Integer DN: uint16 frames, or their int16
+            bit view (what the training loaders send, since accelerators have few uint16
+            kernels; it is read back as uint16), or any other integer type. Floating-point
+            input is taken as normalised already and returned as float32, unscaled.
+        white_level: the DN that maps to 1 (65535 for 16-bit frames); a number, or a torch
+            tensor broadcastable to ``raw`` (one value per image).
+    Returns:
+        float32 of the same shape and kind (torch: same device). The division is a true
+        division by a float32 value (a tensor on the input's device, never a host scalar, which
+        some kernels turn into a multiplication by the reciprocal), so numpy and torch, CPU and
+        GPU give identical values.
+    Raises:
+        TypeError: ``raw`` holds booleans, complex numbers or objects.
+    """
+    if isinstance(raw, torch.Tensor):
+        if raw.dtype == torch.bool or raw.is_complex():
+            raise TypeError(f"raw must hold integer DN or normalised floats, got dtype {raw.dtype}")
+        if raw.is_floating_point():
+            return raw.to(torch.float32)
+        if raw.dtype in (torch.int16, torch.uint16):
+            raw = raw.view(torch.int16).to(torch.int32).bitwise_and_(0xFFFF)
+        scale = torch.as_tensor(white_level, dtype=torch.float32, device=raw.device)
+        return raw.to(torch.float32) / scale
+    arr = np.asarray(raw)
+    if arr.dtype == np.bool_ or not (np.issubdtype(arr.dtype, np.integer) or np.issubdtype(arr.dtype, np.floating)):
+        raise TypeError(f"raw must hold integer DN or normalised floats, got dtype {arr.dtype}")
+    if np.issubdtype(arr.dtype, np.floating):
+        return arr.astype(np.float32, copy=False)
+    if arr.dtype == np.int16:
+        arr = arr.view(np.uint16)
+    return (arr.astype(np.float32) / np.float32(white_level)).astype(np.float32, copy=False)
+
+
 def normalize_raw(raw: Any) -> Any:
-    """Map raw DN to normalised units: ``raw / 65535`` as float32.
+    """Integer raw DN -> float32 in [0, 1] (:func:`raw_to_unit` with the 16-bit white level).
 
     Args:
         raw: integer DN (uint16 frames), any shape, numpy array or torch tensor.
@@ -424,11 +465,12 @@ def normalize_raw(raw: Any) -> Any:
     Raises:
         TypeError: ``raw`` is not integer (a float input is probably already normalised).
     """
-    if isinstance(raw, torch.Tensor):
-        if raw.is_floating_point() or raw.is_complex() or raw.dtype == torch.bool:
-            raise TypeError(f"raw must hold integer DN (raw frames are uint16 DN), got dtype {raw.dtype}")
-        return raw.to(torch.float32) / 65535.0
-    arr = np.asarray(raw)
-    if not np.issubdtype(arr.dtype, np.integer):
-        raise TypeError(f"raw must hold integer DN (raw frames are uint16 DN), got dtype {arr.dtype}")
-    return (arr.astype(np.float32) / np.float32(65535.0)).astype(np.float32, copy=False)
+    integer = (
+        not (raw.is_floating_point() or raw.is_complex() or raw.dtype == torch.bool)
+        if isinstance(raw, torch.Tensor)
+        else np.issubdtype(np.asarray(raw).dtype, np.integer)
+    )
+    if not integer:
+        dtype = raw.dtype if isinstance(raw, torch.Tensor) else np.asarray(raw).dtype
+        raise TypeError(f"raw must hold integer DN (raw frames are uint16 DN), got dtype {dtype}")
+    return raw_to_unit(raw)

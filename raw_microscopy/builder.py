@@ -22,7 +22,7 @@ at every intensity), ``intensity`` (float32 ratio).
 
 Splits: ``train`` / ``validation`` / ``test`` about 70/15/15, stratified by class and grouped by
 ``image_id`` (one cell never appears in two splits, at any intensity, in any config), fixed by
-``seed`` (default 0; see :mod:`raw_isp.splits`). Cross-validation: ``fold=k, n_folds=n`` makes
+``seed`` (default 0; see :mod:`raw_isp.data.splits`). Cross-validation: ``fold=k, n_folds=n`` makes
 test = fold k, validation = fold (k+1) mod n, train = the other folds.
 
 Sources (``source=``):
@@ -56,7 +56,7 @@ from typing import Any, Iterator, NamedTuple
 import numpy as np
 
 import datasets
-from raw_isp.archive import (
+from raw_isp.data.archive import (
     SourceError,
     fetch_manifest_files,
     file_sha256,
@@ -65,7 +65,7 @@ from raw_isp.archive import (
     load_manifest,
     manifest_path,
 )
-from raw_isp.arrow import (
+from raw_isp.data.arrow import (
     build_and_load,
     png_views,
     raw_image_feature,
@@ -74,9 +74,9 @@ from raw_isp.arrow import (
     warn_empty_split,
 )
 from raw_isp.citation import STUDY_CITATION
-from raw_isp.config import ISP_VARIANTS
+from raw_isp.isp.config import ISP_VARIANTS
 from raw_isp.io import read_raw
-from raw_isp.splits import SPLIT_NAMES, kfold_split, split_assignment
+from raw_isp.data.splits import SPLIT_NAMES, kfold_split, split_assignment
 from raw_microscopy.synthetic import CLASS_NAMES, INTENSITIES, MicroscopySimulator, label_assignment
 
 __all__ = ["RawMicroscopy", "RawMicroscopyConfig", "load_dataset", "CONFIG_NAMES", "intensity_tag",
@@ -419,7 +419,7 @@ class RawMicroscopy(datasets.GeneratorBasedBuilder):
             sim = MicroscopySimulator(seed=c.synthetic_seed, num_examples=n)
         isp = None
         if c.kind == "rgb":
-            from raw_isp.pipeline import StaticISP
+            from raw_isp.isp.static import StaticISP
 
             isp = StaticISP(c.isp_variant, camera="microscopy")
         for shard in shards:
@@ -477,7 +477,7 @@ def load_dataset(
         cache_dir, download_mode: as in ``datasets.load_dataset``.
         num_proc: processes for generation (default: 2-4 for the full synthetic set, else 1).
         output: "numpy" (default: ``image`` as ``np.uint16`` arrays), "torch" (``torch.uint16``
-            tensors), or None (the plain ``datasets`` formatting); see ``raw_isp.arrow.raw_format``.
+            tensors), or None (the plain ``datasets`` formatting); see ``raw_isp.data.arrow.raw_format``.
     Returns:
         ``datasets.DatasetDict`` or ``datasets.Dataset``.
     """

@@ -13,7 +13,7 @@ seven intensity ratios. This module renders data of the same kind from an explic
    illumination: a gently vignetted field at :data:`BACKGROUND_LEVEL` of the sensor's full
    scale per channel (lamp spectrum times filter transmissivity).
 3. **Capture.** As in the real data, three captures through red, green and blue filters are
-   mosaicked to RGGB by keeping complementary pixels (:func:`raw_isp.cfa.mosaic`).
+   mosaicked to RGGB by keeping complementary pixels (:func:`raw_isp.isp.cfa.mosaic`).
 4. **Sensor.** The mosaic, in units of the full-scale signal, becomes photo-electrons and is
    digitised by ``raw_isp.SENSORS["microscopy"].expose`` (shot noise, read noise, 16-bit DN).
    Lower intensities thin the photons of the ratio-1.0 frame with ``scale_intensity``, so the same
@@ -77,7 +77,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from raw_isp.cfa import mosaic
+from raw_isp.isp.cfa import mosaic
+from raw_isp.isp.filters import gaussian_kernel1d
 from raw_isp.sensor import SENSORS
 
 __all__ = [
@@ -186,10 +187,8 @@ def _derived_seed(*parts: int) -> int:
 
 @functools.lru_cache(maxsize=32)
 def _gaussian_kernel(sigma: float) -> np.ndarray:
-    radius = max(1, int(math.ceil(3.0 * sigma)))
-    x = np.arange(-radius, radius + 1, dtype=np.float64)
-    k = np.exp(-0.5 * (x / sigma) ** 2)
-    return (k / k.sum()).astype(np.float32)
+    """Taps of a Gaussian PSF, float32, truncated at 3 sigma (rounded up)."""
+    return gaussian_kernel1d(sigma, radius=max(1, math.ceil(3.0 * sigma))).numpy()
 
 
 def gaussian_blur(image: np.ndarray, sigma: float) -> np.ndarray:

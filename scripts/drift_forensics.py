@@ -5,7 +5,7 @@ For a model folder written by ``train_classification.py`` / ``train_segmentation
 or parametrized ISP), the model's ISP becomes a :class:`raw_isp.ParametrizedISP` (the reference)
 and, per parameter group and penalty weight lambda, Adam moves that group to raise the task loss
 while ``lambda * distance(adversarial view, reference view)`` keeps the view close
-(:mod:`raw_isp.forensics`; distance ``1 - SSIM`` or mean squared error on RGB views in [0, 1]).
+(:mod:`raw_isp.drift.forensics`; distance ``1 - SSIM`` or mean squared error on RGB views in [0, 1]).
 The iterate with the smallest ``metric + lambda * distance`` is reported, so with lambda = 0 the
 attained metric is at most the clean one, and for lambda > 0 the distance is at most
 ``clean metric / lambda``. Examples::
@@ -41,9 +41,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import raw_training  # noqa: E402
 
 import raw_isp  # noqa: E402
-from raw_isp.config import CameraPreset, ISPConfig  # noqa: E402
-from raw_isp.forensics import DISTANCES, AdversarialISPSearch, SearchResult, parse_groups  # noqa: E402
-from raw_isp.modeling import ISP_CONFIG_NAME, decode_raw, load_raw_model, parse_isp  # noqa: E402
+from raw_isp.isp.config import CameraPreset, ISPConfig  # noqa: E402
+from raw_isp.drift.forensics import DISTANCES, AdversarialISPSearch, SearchResult, parse_groups  # noqa: E402
+from raw_isp.models.modeling import ISP_CONFIG_NAME, decode_raw, load_raw_model, parse_isp  # noqa: E402
 
 TRAINING_ARGS = "training_args.json"
 DEFAULT_LAMBDAS = "0,0.1,1,10,100"

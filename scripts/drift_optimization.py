@@ -38,7 +38,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import raw_training  # noqa: E402
 
-from raw_isp.modeling import parse_isp  # noqa: E402
+from raw_isp.models.modeling import parse_isp  # noqa: E402
 
 DEFAULT_ISPS = "static:bi_s_ga,parametrized,learned"
 DEFAULT_INTENSITIES = "0.01,0.05"

@@ -6,7 +6,7 @@ corruptions (Oala et al., TMLR 2023, section "drift synthesis").
 Input: a folder written by ``train_classification.py`` or ``train_segmentation.py``. The test data
 is the model's own (dataset, source, fold, sizes from its ``training_args.json``), loaded at every
 intensity; the 12 views are developed batched on the device by :class:`raw_isp.StaticISP`
-modules in front of the trained model. Corruptions (:mod:`raw_isp.corruptions`) are applied to
+modules in front of the trained model. Corruptions (:mod:`raw_isp.drift.corruptions`) are applied to
 the model's own training view at intensity 1.0.
 
     python scripts/drift_synthesis.py --model outputs/classification
@@ -35,8 +35,8 @@ import torch  # noqa: E402
 
 import raw_isp  # noqa: E402
 import raw_training  # noqa: E402
-from raw_isp.corruptions import CORRUPTIONS, corrupt  # noqa: E402
-from raw_isp.modeling import load_raw_model, parse_isp  # noqa: E402
+from raw_isp.drift.corruptions import CORRUPTIONS, corrupt  # noqa: E402
+from raw_isp.models.modeling import load_raw_model, parse_isp  # noqa: E402
 
 FIELDS = ("model", "train_variant", "test_variant", "intensity", "corruption", "severity", "metric", "value")
 
@@ -180,7 +180,7 @@ def evaluate_grid(model, data: dict[float, Any], accelerator, task: str, label_n
         def decoded(raw):
             if cache.get("raw") is not raw:
                 cache.pop("rgb", None)
-                cache.update(raw=raw, x=raw_isp.modeling.decode_raw(raw), n=cache["n"] + 1)
+                cache.update(raw=raw, x=raw_isp.models.modeling.decode_raw(raw), n=cache["n"] + 1)
             return cache["x"]
 
         def own_view(raw):

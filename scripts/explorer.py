@@ -35,7 +35,7 @@ import numpy as np
 import torch
 
 import raw_isp
-from raw_isp.modeling import load_raw_model, logits_at
+from raw_isp.models.modeling import load_raw_model, logits_at
 
 logger = logging.getLogger("explorer")
 
@@ -254,7 +254,7 @@ def cfa_false_colour(raw: np.ndarray, pattern: str = "RGGB", camera: str = "neut
     x = np.maximum(x - black, 0)
     top = float(np.percentile(x, 99.5))
     x = np.clip(x / top, 0, 1) ** (1 / 2.2) if top > 0 else x
-    masks = raw_isp.cfa.cfa_masks(h, w, pattern).numpy()
+    masks = raw_isp.isp.cfa.cfa_masks(h, w, pattern).numpy()
     return (masks * x[None] * 255 + 0.5).astype(np.uint8).transpose(1, 2, 0)
 
 
@@ -288,7 +288,7 @@ class Predictor:
         config = self.model.model.config
         self.task = "segmentation" if getattr(config, "model_type", "") == "segformer" else "classification"
         self.label_names = [str(config.id2label[i]) for i in range(len(config.id2label))]
-        spec = raw_isp.modeling.parse_isp(self.info["isp"])
+        spec = raw_isp.models.modeling.parse_isp(self.info["isp"])
         self.isp_spec = str(spec)
         self.training_variant = spec.variant if spec.kind == "static" else None
         self.camera_name = str(self.info.get("camera", {}).get("name", "?"))

@@ -102,7 +102,7 @@ def main(argv=None) -> int:
 
     fig, axes = plt.subplots(3, 5, figsize=(12.5, 8), dpi=80)
     mosaic = raw.astype(np.float32) / max(1, int(raw.max()))
-    colours = raw_isp.cfa.cfa_masks(*raw.shape, pattern).numpy().transpose(1, 2, 0)
+    colours = raw_isp.isp.cfa.cfa_masks(*raw.shape, pattern).numpy().transpose(1, 2, 0)
     axes[0, 0].imshow(colours * mosaic[..., None])
     axes[0, 0].set_title(f"raw mosaic ({pattern})", fontsize=9)
     for ax, (v, img) in zip([a for i, row in enumerate(axes) for j, a in enumerate(row) if (i, j) != (0, 0)], views.items()):

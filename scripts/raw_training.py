@@ -28,8 +28,8 @@ import torch
 
 import raw_isp
 import raw_isp.metrics
-from raw_isp.arrow import RawBatches
-from raw_isp.modeling import (MODEL_PRESETS, RawISPModel, build_isp, build_task_model, model_input_size, parse_isp,
+from raw_isp.data.arrow import RawBatches
+from raw_isp.models.modeling import (MODEL_PRESETS, RawISPModel, build_isp, build_task_model, model_input_size, parse_isp,
                               save_raw_model, task_outputs)
 
 logger = logging.getLogger("raw_training")
@@ -333,7 +333,7 @@ class _Collate:
 
 
 def make_loader(ds, label_column: str, batch_size: int, shuffle: bool, seed: int, num_workers: int = 0):
-    """A ``DataLoader`` of whole raw batches (one Arrow gather per batch, :class:`raw_isp.arrow.RawBatches`)."""
+    """A ``DataLoader`` of whole raw batches (one Arrow gather per batch, :class:`raw_isp.data.arrow.RawBatches`)."""
     sampler = EpochBatchSampler(len(ds), batch_size, shuffle, seed)
     return torch.utils.data.DataLoader(
         RawBatches(ds.select_columns(["image", label_column]), output="torch"), batch_sampler=sampler,
@@ -368,7 +368,7 @@ def build_model(args: argparse.Namespace, label_names: list[str]) -> RawISPModel
     except ValueError as err:
         raise SystemExit(f"error: --model_name_or_path: {err}") from None
     size = model_input_size(task_model, args.image_size)
-    norm = raw_isp.processor.CAMERA_NORMALIZATION.get(camera, {})
+    norm = raw_isp.models.processor.CAMERA_NORMALIZATION.get(camera, {})
     processor = raw_isp.RawISPImageProcessor(isp=parse_isp(args.isp).variant or "bi_s_ga", camera=camera, size=size,
                                              **norm)
     return RawISPModel(isp, task_model, processor)
@@ -655,7 +655,7 @@ def model_card(args: argparse.Namespace, result: TrainResult, model: RawISPModel
     replay = ("`AutoImageProcessor.from_pretrained(folder)` (after `import raw_isp`, or with `trust_remote_code=True`) "
               "replays the training ISP exactly" if spec.kind != "learned" else
               "the learned ISP is a network the image processor cannot run: reload with "
-              "`raw_isp.modeling.load_raw_model(folder)`, which restores the ISP from `isp.safetensors`")
+              "`raw_isp.models.modeling.load_raw_model(folder)`, which restores the ISP from `isp.safetensors`")
     lines = [
         "---",
         "library_name: transformers",
@@ -690,7 +690,7 @@ def model_card(args: argparse.Namespace, result: TrainResult, model: RawISPModel
         "",
         "```python",
         "import raw_isp",
-        "from raw_isp.modeling import load_raw_model",
+        "from raw_isp.models.modeling import load_raw_model",
         "model, _ = load_raw_model('" + str(args.output_dir) + "')",
         "logits = model(torch.from_numpy(raw_isp.read_raw('frame.tiff'))[None]).logits",
         "```",

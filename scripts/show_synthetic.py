@@ -24,13 +24,14 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from raw_isp import CAMERAS, ISP_VARIANTS, StaticISP  # noqa: E402
+from raw_isp.io import raw_to_unit  # noqa: E402
 
 DEFAULT_CAMERA = {"microscopy": "microscopy", "drone": "drone"}
 
 
 def _isp_view(isp: StaticISP, raw: np.ndarray, ratio: float = 1.0, compensate: bool = False) -> np.ndarray:
     """ISP output ``(H, W, 3)`` in [0, 1] of a uint16 raw frame (optionally scaled back up by 1/ratio)."""
-    x = raw.astype(np.float32) / 65535.0
+    x = raw_to_unit(raw)
     if compensate and ratio != 1.0:
         black = float(np.mean(isp.camera.black_level))
         x = np.clip((x - black) / ratio + black, 0.0, 1.0)

@@ -1,4 +1,4 @@
-"""raw_isp.archive: safe, atomic zip extraction; manifests and download verification."""
+"""raw_isp.data.archive: safe, atomic zip extraction; manifests and download verification."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from raw_isp.archive import (
+from raw_isp.data.archive import (
     ArchiveError,
     ManifestEntry,
     SourceError,

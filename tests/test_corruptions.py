@@ -1,4 +1,4 @@
-"""Tests of raw_isp.corruptions: ImageNet-C style corruptions on torch tensors."""
+"""Tests of raw_isp.drift.corruptions: ImageNet-C style corruptions on torch tensors."""
 
 from __future__ import annotations
 
@@ -11,17 +11,16 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from raw_isp.corruptions import (
+from raw_isp.drift.corruptions import (
     CORRUPTIONS,
     JPEG_QUALITIES,
     SEVERITY_PARAMETERS,
     corrupt,
     disk_kernel,
-    hsv_to_rgb,
     jpeg_quantization_tables,
     jpeg_round_trip,
-    rgb_to_hsv,
 )
+from raw_isp.isp.color import hsv_to_rgb, rgb_to_hsv
 
 NOISES = ("gaussian_noise", "shot_noise", "impulse_noise", "speckle_noise")
 REQUIRED = (

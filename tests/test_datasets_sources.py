@@ -25,7 +25,7 @@ from PIL import Image
 import raw_drone
 import raw_microscopy
 from raw_isp import write_raw
-from raw_isp.archive import SourceError
+from raw_isp.data.archive import SourceError
 from raw_microscopy.builder import BROKEN_FILES, LABEL_FILE, intensity_tag
 
 # Tiny sets leave a split empty now and then; the builders say so with a warning.

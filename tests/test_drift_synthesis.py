@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 import raw_isp
-from raw_isp.corruptions import CORRUPTIONS
+from raw_isp.drift.corruptions import CORRUPTIONS
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "scripts"))

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 import raw_isp
-from raw_isp.forensics import AdversarialISPSearch, parse_groups, ssim, view_distance
+from raw_isp.drift.forensics import AdversarialISPSearch, parse_groups, ssim, view_distance
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "scripts"))
@@ -203,7 +203,7 @@ def test_script_writes_everything_and_keeps_its_bounds(trained, tmp_path, capsys
     args = drift_forensics.parse_args(["--model", str(models["static"]), "--cache_dir", cache,
                                        "--max_eval_samples", "0"])
     batches, _, _ = drift_forensics.load_batches(args, torch.device("cpu"))
-    model, info = raw_isp.modeling.load_raw_model(models["static"])
+    model, info = raw_isp.models.modeling.load_raw_model(models["static"])
     worst = summary["worst_case"]
     for row in rows:
         folder = out / row["processor"]
@@ -231,7 +231,7 @@ def test_script_writes_everything_and_keeps_its_bounds(trained, tmp_path, capsys
 
 def test_parametrized_model_is_searched_from_its_trained_parameters(trained, tmp_path):
     root, cache, models = trained
-    model, info = raw_isp.modeling.load_raw_model(models["param"])
+    model, info = raw_isp.models.modeling.load_raw_model(models["param"])
     reference = drift_forensics.reference_isp(model, info)
     start = raw_isp.ParametrizedISP("bi_u_ga", camera="microscopy")
     for name, p in reference.named_parameters():

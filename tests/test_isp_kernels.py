@@ -12,9 +12,9 @@ import torch.nn.functional as F
 import transformers
 
 from raw_isp import CAMERAS, CameraPreset, ISPConfig, ParametrizedISP, StaticISP, run_stages
-from raw_isp.filters import SHARPEN_KERNEL, conv2d_same, correlate2d_valid, gaussian_kernel1d
-from raw_isp.pipeline import config_denoise_fn, config_sharpen_fn
-from raw_isp.processor import RawISPImageProcessor
+from raw_isp.isp.filters import SHARPEN_KERNEL, conv2d_same, correlate2d_valid, gaussian_kernel1d
+from raw_isp.isp.static import config_denoise_fn, config_sharpen_fn
+from raw_isp.models.processor import RawISPImageProcessor
 
 # The study's 3x3 sharpening kernel as a correlation kernel (it is symmetric, so unchanged).
 SHARPEN_CORR = tuple(tuple(row[::-1]) for row in SHARPEN_KERNEL[::-1])

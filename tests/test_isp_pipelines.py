@@ -5,8 +5,8 @@ import pytest
 import torch
 
 from raw_isp import CAMERAS, ISP_VARIANTS, ISPConfig, ParametrizedISP, StaticISP, run_stages
-from raw_isp.parametrized import PARAMETER_GROUPS
-from raw_isp.pipeline import STAGE_NAMES, config_denoise_fn, config_sharpen_fn
+from raw_isp.isp.parametrized import PARAMETER_GROUPS
+from raw_isp.isp.static import STAGE_NAMES, config_denoise_fn, config_sharpen_fn
 
 
 def _raw(b=2, h=40, w=52, seed=0, lo=0.25, hi=0.8):

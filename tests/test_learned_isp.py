@@ -8,8 +8,8 @@ import torch
 import torch.nn.functional as F
 
 from raw_isp import PATTERNS, StaticISP, demosaic, mosaic
-from raw_isp.color import gamma_encode
-from raw_isp.learned import LearnedISP
+from raw_isp.isp.color import gamma_encode
+from raw_isp.isp.learned import LearnedISP
 
 
 def _raw(b=2, h=16, w=20, seed=0):

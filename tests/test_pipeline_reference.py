@@ -1,6 +1,6 @@
 """The batched ``raw_isp.StaticISP`` agrees with the independent per-image reference.
 
-The reference (``tests/reference_isp.py``) runs the Raw2Logit chain with numpy, scipy,
+The reference (``raw_isp/testing/reference_isp.py``) runs the Raw2Logit chain with numpy, scipy,
 scikit-image and colour-demosaicing one image at a time, in float64. Agreement is checked on
 the interior of each frame: ``isp.margin`` pixels are cropped on every side, since the batched
 pipeline may treat image borders differently from libraries that pad each stage on its own.
@@ -20,7 +20,6 @@ where they are exactly equal the choice rests on rounding, so data with many exa
 
 from __future__ import annotations
 
-import sys
 from functools import lru_cache
 from pathlib import Path
 
@@ -28,10 +27,8 @@ import numpy as np
 import pytest
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-import raw_isp  # noqa: E402
-from reference_isp import (  # noqa: E402
+import raw_isp
+from raw_isp.testing.reference_isp import (
     REFERENCE_CAMERAS,
     REFERENCE_VARIANTS,
     reference_batch,
@@ -207,7 +204,7 @@ def test_fft_denoising_matches_reference(demosaic):
 def test_demosaic_matches_colour_demosaicing(method, pattern, dtype):
     raws = raws_for("neutral", pattern)
     ref = np.stack([reference_demosaic(raw, method, pattern) for raw in raws])
-    ours = raw_isp.demosaic(torch.from_numpy(raws).to(dtype), method=method, pattern=pattern)
+    ours = raw_isp.isp.demosaic(torch.from_numpy(raws).to(dtype), method=method, pattern=pattern)
     assert tuple(ours.shape) == (FRAMES, 3, HEIGHT, WIDTH) and ours.dtype == dtype
     ours = ours.permute(0, 2, 3, 1).double().numpy()
     b = DEMOSAIC_BORDER[method]
@@ -232,7 +229,7 @@ def test_menon_direction_ties_on_quantised_data(step):
     # reference's two sums are exactly equal.
     raws = np.round(synthetic_raws(FRAMES, HEIGHT, WIDTH, "neutral", seed=3, noise=0.0) / step) * step
     ref = np.stack([reference_demosaic(raw, "menon2007") for raw in raws])
-    ours = raw_isp.demosaic(torch.from_numpy(raws), method="menon2007").permute(0, 2, 3, 1).numpy()
+    ours = raw_isp.isp.demosaic(torch.from_numpy(raws), method="menon2007").permute(0, 2, 3, 1).numpy()
     b = DEMOSAIC_BORDER["menon2007"]
     diff = np.abs(interior(ours, b) - interior(ref, b))
     if step < 1 / 255:

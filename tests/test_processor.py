@@ -25,12 +25,10 @@ import transformers
 from PIL import Image
 
 import raw_isp
-from raw_isp.config import CAMERAS, ISPConfig
-from raw_isp.pipeline import StaticISP
-from raw_isp.processor import (
-    RawImageClassificationPipeline,
-    RawISPImageProcessor,
-)
+from raw_isp.isp.config import CAMERAS, ISPConfig
+from raw_isp.isp.static import StaticISP
+from raw_isp.models.pipelines import RawImageClassificationPipeline
+from raw_isp.models.processor import RawISPImageProcessor
 
 LABELS = ["BAS", "EOS", "KSC", "LYA", "LYT", "MON", "NGB", "NGS", "UNC"]
 
@@ -210,7 +208,7 @@ def test_isp_and_camera_as_dicts_match_names():
 
 
 def test_static_isp_is_built_once_per_config_camera_device(monkeypatch):
-    import raw_isp.processor as processor_module
+    import raw_isp.models.processor as processor_module
 
     built = []
 

@@ -1,4 +1,4 @@
-"""raw_isp.splits: grouped, stratified, deterministic train/validation/test and k-fold assignments."""
+"""raw_isp.data.splits: grouped, stratified, deterministic train/validation/test and k-fold assignments."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from collections import Counter, defaultdict
 import numpy as np
 import pytest
 
-from raw_isp.splits import (
+from raw_isp.data.splits import (
     SPLIT_NAMES,
     kfold_assignment,
     kfold_split,

@@ -17,7 +17,7 @@ import torch
 from raw_drone import synthetic as syn
 from raw_drone.synthetic import MIN_CAR_FRACTION, TILE_SIZE, DroneSimulator
 from raw_isp import CAMERAS, SENSORS, StaticISP
-from raw_isp.cfa import mosaic
+from raw_isp.isp.cfa import mosaic
 
 SENSOR = SENSORS["drone"]
 H, W = 768, 1024

@@ -65,7 +65,7 @@ def test_classification_learns_writes_and_reloads_with_auto_classes(tmp_path, ca
     assert processor.isp["demosaic"] == "malvar2004" and processor.camera["name"] == "microscopy"
     with torch.no_grad():
         auto_logits = model(**processor(str(tmp_path / "frame.tiff"))).logits
-        raw_model, info = raw_isp.modeling.load_raw_model(out)
+        raw_model, info = raw_isp.models.modeling.load_raw_model(out)
         own_logits = raw_model(torch.from_numpy(raws[:1])).logits
     assert info["isp"] == "static:ma_s_me"
     torch.testing.assert_close(auto_logits, own_logits, atol=1e-5, rtol=1e-5)
@@ -77,7 +77,7 @@ def test_parametrized_isp_is_trained_and_replayed_by_the_processor(tmp_path, cac
     out = tmp_path / "param"
     run("classification", out, cache, *MICRO, "--max_train_steps", "3", "--isp", "parametrized:bi_u_ga",
         "--isp_learning_rate", "0.05")
-    model, info = raw_isp.modeling.load_raw_model(out)
+    model, info = raw_isp.models.modeling.load_raw_model(out)
     start = raw_isp.ParametrizedISP("bi_u_ga", camera="microscopy")
     moved = [n for n, p in model.isp.named_parameters() if not torch.equal(p, getattr(start, n))]
     assert set(moved) == {"black_level", "white_balance", "colour_matrix", "sharpen_kernel", "blur_kernel", "gamma"}
@@ -93,11 +93,11 @@ def test_learned_isp_is_saved_and_reloaded(tmp_path, cache):
     run("classification", out, cache, *MICRO, "--max_train_steps", "2", "--isp", "learned")
     assert not (out / "preprocessor_config.json").exists()  # the processor cannot run a network
     assert (out / "isp.safetensors").is_file()
-    model, info = raw_isp.modeling.load_raw_model(out)
+    model, info = raw_isp.models.modeling.load_raw_model(out)
     assert info["isp"] == "learned"
     raws = torch.from_numpy((np.random.default_rng(3).random((2, 256, 256)) * 40000).astype(np.uint16))
     with torch.no_grad():
-        again, _ = raw_isp.modeling.load_raw_model(out)
+        again, _ = raw_isp.models.modeling.load_raw_model(out)
         torch.testing.assert_close(model(raws).logits, again(raws).logits)
     assert "load_raw_model" in (out / "README.md").read_text()
 
@@ -115,7 +115,7 @@ def test_segmentation_learns_writes_and_reloads(tmp_path, cache):
     raws = torch.from_numpy((np.random.default_rng(4).random((2, 256, 256)) * 40000).astype(np.uint16))
     processor = AutoImageProcessor.from_pretrained(out)
     auto = AutoModelForSemanticSegmentation.from_pretrained(out).eval()
-    model, _ = raw_isp.modeling.load_raw_model(out)
+    model, _ = raw_isp.models.modeling.load_raw_model(out)
     with torch.no_grad():
         torch.testing.assert_close(auto(**processor(raws)).logits, model(raws).logits, atol=1e-5, rtol=1e-5)
     masks = processor.post_process_semantic_segmentation(auto(**processor(raws)), target_sizes=[(256, 256)] * 2)
@@ -184,7 +184,7 @@ def _tiny_splits():
     import datasets
 
     rng = np.random.default_rng(0)
-    feats = datasets.Features({"image": raw_isp.arrow.raw_image_feature((64, 64)),
+    feats = datasets.Features({"image": raw_isp.data.arrow.raw_image_feature((64, 64)),
                                "label": datasets.ClassLabel(names=["a", "b"])})
     make = lambda n: datasets.Dataset.from_dict(  # noqa: E731
         {"image": (rng.random((n, 64, 64)) * 60000).astype(np.uint16), "label": rng.integers(0, 2, n)}, features=feats)

@@ -30,6 +30,7 @@ from typing import Any
 
 from .confusion import add_confusion_matrices, confusion_matrix
 from .scores import check_label_names, classification_scores, jsonable, segmentation_scores
+from .ssim import ssim
 
 __all__ = [
     "MODULE_PATHS",
@@ -40,6 +41,7 @@ __all__ = [
     "segmentation_scores",
     "check_label_names",
     "jsonable",
+    "ssim",
 ]
 
 _HERE = Path(__file__).resolve().parent

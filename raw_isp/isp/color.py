@@ -1,4 +1,4 @@
-"""Colour stages: black level, white balance, colour correction, YUV, clipping and gamma.
+"""Colour stages and spaces: black level, white balance, colour correction, YUV, HSV and gamma.
 
 Shapes: mosaics are ``(B, H, W)``, colour images ``(B, 3, H, W)``. Values are in normalised
 units (a 16-bit raw value divided by 65535). Parameters may be plain sequences or tensors;
@@ -24,6 +24,8 @@ __all__ = [
     "rgb_to_yuv",
     "yuv_to_rgb",
     "gamma_encode",
+    "rgb_to_hsv",
+    "hsv_to_rgb",
 ]
 
 # BT.601 YUV as in ``skimage.color.rgb2yuv``; the inverse is the exact matrix inverse, as there.
@@ -120,3 +122,35 @@ def gamma_encode(x: torch.Tensor, gamma: float | torch.Tensor = 2.2, inplace: bo
     positive = x > 0
     safe = torch.where(positive, x, torch.ones_like(x))
     return torch.where(positive, safe.pow(1.0 / gamma), torch.zeros_like(x))
+
+
+def rgb_to_hsv(rgb: torch.Tensor) -> torch.Tensor:
+    """RGB ``(..., 3, H, W)`` in [0, 1] -> HSV ``(..., 3, H, W)``, each channel in [0, 1].
+
+    Same convention as ``colorsys`` and ``skimage.color.rgb2hsv``: hue in turns (0 = red,
+    1/3 = green, 2/3 = blue), saturation ``(max - min) / max`` (0 for black), value ``max``.
+    Greys get hue 0.
+    """
+    r, g, b = rgb.unbind(-3)
+    v, arg = rgb.max(dim=-3)
+    delta = v - rgb.min(dim=-3).values
+    s = torch.where(v > 0, delta / torch.where(v > 0, v, 1), 0)
+    d = torch.where(delta > 0, delta, 1)
+    # Ties between channels give the same hue from either branch, so the argmax order is moot.
+    h = torch.where(arg == 0, (g - b) / d, torch.where(arg == 1, 2 + (b - r) / d, 4 + (r - g) / d))
+    h = torch.where(delta > 0, torch.remainder(h / 6, 1.0), 0)
+    return torch.stack([h, s, v], dim=-3)
+
+
+def hsv_to_rgb(hsv: torch.Tensor) -> torch.Tensor:
+    """HSV ``(..., 3, H, W)`` (hue in turns, any real value; s, v in [0, 1]) -> RGB ``(..., 3, H, W)``.
+
+    Each channel is ``v - v * s * clip(min(k, 4 - k), 0, 1)`` with ``k = (n + 6 h) mod 6`` and
+    n = 5, 3, 1 for R, G, B: the piecewise-linear hue ramps of the hexcone model, branch-free.
+    """
+    h, s, v = hsv.unbind(-3)
+    n = torch.tensor([5.0, 3.0, 1.0], dtype=hsv.dtype, device=hsv.device).view(3, 1, 1)
+    k = torch.remainder(n + 6 * h.unsqueeze(-3), 6)
+    ramp = torch.clamp(torch.minimum(k, 4 - k), 0, 1)
+    v, s = v.unsqueeze(-3), s.unsqueeze(-3)
+    return v - v * s * ramp

@@ -8,7 +8,7 @@ import torch
 
 from .config import CameraPreset, ISPConfig
 from .filters import SHARPEN_KERNEL, conv2d_same, gaussian_kernel1d
-from .pipeline import as_raw_tensor, config_denoise_fn, run_stages
+from .static import as_raw_tensor, config_denoise_fn, run_stages
 
 __all__ = ["ParametrizedISP", "PARAMETER_GROUPS"]
 
@@ -57,7 +57,7 @@ class ParametrizedISP(torch.nn.Module):
 
     ``forward(raw, return_stages=False)``: raw ``(B, H, W)`` or ``(H, W)`` in [0, 1] (or
     uint16 DN) -> RGB ``(B, 3, H, W)`` in [0, 1]; with ``return_stages`` also a dict of every
-    intermediate stage (:data:`raw_isp.pipeline.STAGE_NAMES`), each cropped to the frame.
+    intermediate stage (:data:`raw_isp.isp.static.STAGE_NAMES`), each cropped to the frame.
     With ``return_stages`` the gradient of each stage, cropped to the frame, is stored in
     ``isp.stage_grads[name]`` by the next ``backward()``, so gradients can be inspected per stage.
     """

@@ -80,13 +80,19 @@ def gaussian_radius(sigma: float, truncate: float = 4.0) -> int:
 
 
 def gaussian_kernel1d(
-    sigma: float | torch.Tensor, truncate: float = 4.0, dtype=torch.float32, device=None
+    sigma: float | torch.Tensor, truncate: float = 4.0, dtype=torch.float32, device=None, radius: int | None = None
 ) -> torch.Tensor:
-    """Normalised 1-D Gaussian ``(2r+1,)`` with scipy's radius rule; differentiable in a tensor sigma."""
+    """Normalised 1-D Gaussian ``(2r + 1,)``: the one Gaussian kernel factory of the project.
+
+    ``r`` follows scipy's rule (:func:`gaussian_radius`, ``truncate`` sigmas) unless ``radius``
+    is given. Computed in float64 from a float ``sigma`` (in the dtype of a tensor ``sigma``,
+    differentiable in it), then cast to ``dtype``. The ISP's blurs, SSIM, the corruptions and
+    both simulators' optics use it.
+    """
     s = sigma if isinstance(sigma, torch.Tensor) else torch.tensor(float(sigma), dtype=torch.float64)
     if float(s.detach()) <= 0:
         raise ValueError(f"sigma must be positive, got {float(s)}")
-    r = gaussian_radius(float(s.detach()), truncate)
+    r = gaussian_radius(float(s.detach()), truncate) if radius is None else int(radius)
     x = torch.arange(-r, r + 1, dtype=s.dtype, device=s.device)
     k = torch.exp(-0.5 * (x / s) ** 2)
     return (k / k.sum()).to(dtype=dtype, device=device)

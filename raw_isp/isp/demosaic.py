@@ -1,7 +1,7 @@
 """Bayer demosaicing: bilinear, Malvar-He-Cutler (2004) and Menon-Andriani-Calvagno (2007).
 
 All three work on the four CFA sites as quarter-resolution planes ``(B, 4, H/2, W/2)``
-(see :func:`raw_isp.cfa.split_planes`) and assemble the full image once with
+(see :func:`raw_isp.isp.cfa.split_planes`) and assemble the full image once with
 ``pixel_shuffle``, so no work is spent on samples that are thrown away.
 
 - ``bilinear``: each missing colour is the mean of its nearest same-colour neighbours.

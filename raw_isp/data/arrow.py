@@ -536,7 +536,7 @@ def build_and_load(
     from datasets.exceptions import DatasetGenerationError
 
     from .archive import SourceError
-    from .io import RawFileError
+    from ..io import RawFileError
 
     builder = builder_cls(config_name=name, cache_dir=cache_dir, **builder_kwargs)
     if num_proc is None:

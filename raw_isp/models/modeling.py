@@ -11,7 +11,7 @@ The ISP is one of (``--isp`` in the training scripts, :func:`parse_isp`):
 * ``parametrized[:<variant>]``: :class:`raw_isp.ParametrizedISP`, trained with the task model
   (drift optimisation);
 * ``parametrized-frozen[:<variant>]``: the same module with every parameter frozen;
-* ``learned``: :class:`raw_isp.learned.LearnedISP`, a small U-Net from the Bayer planes to RGB.
+* ``learned``: :class:`raw_isp.isp.learned.LearnedISP`, a small U-Net from the Bayer planes to RGB.
 
 :func:`save_raw_model` writes a folder that the transformers ``Auto`` classes read: the task
 model (``save_pretrained``, safetensors), a :class:`raw_isp.RawISPImageProcessor` that replays
@@ -29,9 +29,10 @@ from typing import Any
 
 import torch
 
-from .config import ISP_VARIANTS, CameraPreset, ISPConfig
-from .parametrized import ParametrizedISP
-from .pipeline import StaticISP
+from ..io import raw_to_unit
+from ..isp.config import ISP_VARIANTS, CameraPreset, ISPConfig
+from ..isp.parametrized import ParametrizedISP
+from ..isp.static import StaticISP
 from .processor import RawISPImageProcessor
 
 __all__ = [
@@ -100,7 +101,7 @@ def build_isp(spec: str | IspSpec, camera: str | CameraPreset = "neutral", patte
     """
     spec = parse_isp(spec)
     if spec.kind == "learned":
-        from .learned import LearnedISP
+        from ..isp.learned import LearnedISP
 
         cam = CameraPreset.parse(camera)
         return LearnedISP(**{"pattern": pattern, "camera": cam.to_dict(), **(learned_options or {})})
@@ -112,16 +113,9 @@ def build_isp(spec: str | IspSpec, camera: str | CameraPreset = "neutral", patte
 
 
 def decode_raw(raw: torch.Tensor) -> torch.Tensor:
-    """Raw DN as float32 in [0, 1]: ``(B, H, W)`` uint16, or its int16 bit view (what the
-    training loaders send, since accelerators have few uint16 kernels), or float already in [0, 1].
-    The division is by a tensor, as in :class:`RawISPImageProcessor`, so both give equal values."""
-    if raw.dtype == torch.int16:
-        raw = raw.to(torch.int32).bitwise_and_(0xFFFF)
-    elif raw.dtype == torch.uint16:
-        raw = raw.view(torch.int16).to(torch.int32).bitwise_and_(0xFFFF)
-    elif raw.is_floating_point():
-        return raw.to(torch.float32)
-    return raw.to(torch.float32) / torch.tensor(65535.0, device=raw.device)
+    """Raw batch as float32 in [0, 1] (:func:`raw_isp.io.raw_to_unit`): ``(B, H, W)`` uint16, its
+    int16 bit view (what the training loaders send), or float already in [0, 1]."""
+    return raw_to_unit(raw)
 
 
 class RawISPModel(torch.nn.Module):

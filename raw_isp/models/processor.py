@@ -43,21 +43,18 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
-from transformers import AutoImageProcessor, AutoModelForImageClassification
+from transformers import AutoImageProcessor
 from transformers.configuration_utils import PreTrainedConfig
 from transformers.image_processing_utils import BaseImageProcessor, BatchFeature
-from transformers.pipelines import PIPELINE_REGISTRY
-from transformers.pipelines.image_classification import ImageClassificationPipeline
 from transformers.processing_utils import ImagesKwargs
 
-from .config import CAMERAS, ISP_VARIANTS, CameraPreset, ISPConfig
-from .io import read_raw_with_pattern
-from .pipeline import StaticISP
+from ..isp.config import CAMERAS, ISP_VARIANTS, CameraPreset, ISPConfig
+from ..io import raw_to_unit, read_raw_with_pattern
+from ..isp.static import StaticISP
 
 __all__ = [
     "RawISPImageProcessor",
     "RawISPProcessorConfig",
-    "RawImageClassificationPipeline",
     "RESIZE_MODES",
     "CAMERA_NORMALIZATION",
 ]
@@ -77,7 +74,7 @@ _SHIM_SOURCE = (
     "# Written by raw_isp.RawISPImageProcessor.save_pretrained: lets AutoImageProcessor find the class\n"
     "# (with trust_remote_code=True) in a process that has not imported raw_isp. The code itself is the\n"
     "# installed raw-isp-toolkit package; nothing else is defined here.\n"
-    "from raw_isp.processor import RawISPImageProcessor  # noqa: F401\n"
+    "from raw_isp.models.processor import RawISPImageProcessor  # noqa: F401\n"
 )
 _AUTO_MAP = {"AutoImageProcessor": f"{_SHIM_MODULE}.RawISPImageProcessor"}
 # What to_dict / save_pretrained store (all JSON values).
@@ -249,7 +246,7 @@ def _to_tensor(item: Any, where: str) -> torch.Tensor:
                 "(a single-channel uint16 array, tensor, or the path of a raw TIFF/DNG). If this came from "
                 "transformers.pipeline('image-classification') called with a file path, transformers has already "
                 "decoded the file to 8-bit RGB: call the pipeline on raw_isp.read_raw(path) instead, or build it "
-                "with pipeline_class=raw_isp.processor.RawImageClassificationPipeline"
+                "with pipeline_class=raw_isp.models.pipelines.RawImageClassificationPipeline"
             )
         item = np.asarray(item)  # single-channel modes ("I;16", "I", "F", "L") hold the raw values
     if isinstance(item, torch.Tensor):
@@ -574,37 +571,33 @@ class RawISPImageProcessor(BaseImageProcessor):
     @staticmethod
     def _normalise(tensors: list[torch.Tensor], batched: bool, raw_scale: float, device: torch.device) -> torch.Tensor:
         """Float32 ``(B, H, W)`` on ``device`` in [0, 1]; checks ranges per image."""
-        # Convert before moving: torch has few kernels for uint16 on the accelerators.
+        # Integer DN -> [0, 1] on the host, before moving (accelerators have few uint16
+        # kernels), by the one conversion (raw_isp.io.raw_to_unit); floats pass through.
+        integer = [not t.is_floating_point() for t in tensors]
         if batched:
-            x = tensors[0].to(torch.float32).to(device)
-            is_int = torch.full((x.shape[0],), not tensors[0].is_floating_point(), device=device)
+            x = raw_to_unit(tensors[0], raw_scale).to(device)
         else:
-            x = torch.stack([t.to(torch.float32).to(device) for t in tensors])
-            is_int = torch.tensor([not t.is_floating_point() for t in tensors], device=device)
+            x = torch.stack([raw_to_unit(t, raw_scale).to(device) for t in tensors])
+        is_int = integer * x.shape[0] if batched else integer
         name = (lambda i: "images") if batched and x.shape[0] == 1 else (lambda i: f"images[{i}]")  # noqa: E731
         lo, hi = x.amin(dim=(1, 2)), x.amax(dim=(1, 2))
         finite = torch.isfinite(x).flatten(1).all(dim=1)
-        scale = torch.tensor(raw_scale, dtype=torch.float32, device=device)
-        limit = torch.where(is_int, scale, torch.ones_like(scale))
-        checks = zip(finite.tolist(), lo.tolist(), hi.tolist(), is_int.tolist(), limit.tolist())
-        for i, (ok, low, high, integer, lim) in enumerate(checks):
+        for i, (ok, low, high, ints) in enumerate(zip(finite.tolist(), lo.tolist(), hi.tolist(), is_int)):
             if not ok:
                 raise ValueError(f"{name(i)}: contains NaN or infinite values")
             if low < 0:
-                raise ValueError(f"{name(i)}: raw values must be non-negative, found minimum {low:g}")
-            if high > lim:
-                if integer:
+                raise ValueError(f"{name(i)}: raw values must be non-negative, found minimum {low * (raw_scale if ints else 1):g}")
+            if high > 1:
+                if ints:
                     raise ValueError(
-                        f"{name(i)}: integer raw values exceed raw_scale={lim:g} (maximum {high:g}); set raw_scale "
-                        "to the white level of the sensor"
+                        f"{name(i)}: integer raw values exceed raw_scale={raw_scale:g} (maximum {high * raw_scale:g}); "
+                        "set raw_scale to the white level of the sensor"
                     )
                 raise ValueError(
                     f"{name(i)}: floating-point raws are taken as normalised to [0, 1], but the maximum is {high:g}; "
                     "pass integer raws (divided by raw_scale) or normalise first"
                 )
-        # True division by a tensor on the same device (not a host scalar, which some kernels
-        # turn into a multiplication by the reciprocal), so results equal raw / raw_scale.
-        return x / limit.view(-1, 1, 1)
+        return x
 
     def to_pixel_values(self, rgb: torch.Tensor) -> torch.Tensor:
         """Resize and normalise developed views with this processor's settings.
@@ -706,29 +699,12 @@ class RawISPImageProcessor(BaseImageProcessor):
         ]
 
 
-# -------------------------------------------------------------------------------- pipeline
+def register_auto_class() -> None:
+    """Make ``AutoImageProcessor`` know :class:`RawISPImageProcessor` (idempotent).
 
-
-class RawImageClassificationPipeline(ImageClassificationPipeline):
-    """``ImageClassificationPipeline`` that hands its inputs to the image processor untouched.
-
-    The standard pipeline decodes strings with PIL and converts to 8-bit RGB; here a path,
-    array, tensor or PIL image goes straight to the :class:`RawISPImageProcessor`, which reads
-    raw files itself and runs the ISP on the pipeline's device. Use it as
-    ``pipeline("image-classification", model=..., image_processor=RawISPImageProcessor(...),
-    pipeline_class=RawImageClassificationPipeline)`` or ``pipeline("raw-image-classification", ...)``.
+    Called by :mod:`raw_isp._hooks` as soon as transformers has loaded its auto image-processing
+    module, and when this module is imported.
     """
-
-    def preprocess(self, image: Any, timeout: float | None = None) -> BatchFeature:
-        if not isinstance(self.image_processor, RawISPImageProcessor):
-            return super().preprocess(image, timeout=timeout)
-        device = self.device if self.device.type != "meta" else None
-        inputs = self.image_processor(images=image, return_tensors="pt", device=device)
-        return inputs.to(self.dtype) if self.dtype is not None else inputs
-
-
-def _register() -> None:
-    """Make ``AutoImageProcessor`` and ``pipeline()`` know the classes of this module."""
     params = inspect.signature(AutoImageProcessor.register).parameters
     if "image_processor_classes" in params:  # transformers 5: one class per backend name
         classes = {"torchvision": RawISPImageProcessor, "pil": RawISPImageProcessor}
@@ -737,19 +713,16 @@ def _register() -> None:
         AutoImageProcessor.register(
             RawISPProcessorConfig, slow_image_processor_class=RawISPImageProcessor, exist_ok=True
         )
-    if "raw-image-classification" not in PIPELINE_REGISTRY.get_supported_tasks():
-        PIPELINE_REGISTRY.register_pipeline(
-            "raw-image-classification",
-            pipeline_class=RawImageClassificationPipeline,
-            pt_model=AutoModelForImageClassification,
-            type="image",
-        )
-        # The registry marks the class for export as Hub code: Pipeline.save_pretrained would then
-        # copy this module and the raw_isp modules it imports into the folder and write
-        # custom_pipelines into the model config. The code is an installed package, so save the
-        # pipeline like a built-in one (model + RawISPImageProcessor) instead.
-        if "_registered_impl" in vars(RawImageClassificationPipeline):
-            del RawImageClassificationPipeline._registered_impl
 
 
-_register()
+register_auto_class()
+
+
+def __getattr__(name: str) -> Any:
+    # The pipeline class moved to raw_isp.models.pipelines (it needs transformers.pipelines,
+    # which a processor alone does not); the old import path keeps working.
+    if name == "RawImageClassificationPipeline":
+        from .pipelines import RawImageClassificationPipeline
+
+        return RawImageClassificationPipeline
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

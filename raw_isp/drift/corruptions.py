@@ -63,7 +63,8 @@ import math
 import torch
 import torch.nn.functional as F
 
-from .filters import gaussian_kernel1d, pad2d
+from ..isp.color import hsv_to_rgb, rgb_to_hsv
+from ..isp.filters import gaussian_kernel1d, pad2d
 
 __all__ = [
     "CORRUPTIONS",
@@ -72,8 +73,6 @@ __all__ = [
     "IJG_LUMINANCE_TABLE",
     "IJG_CHROMINANCE_TABLE",
     "corrupt",
-    "rgb_to_hsv",
-    "hsv_to_rgb",
     "disk_kernel",
     "jpeg_quantization_tables",
     "jpeg_round_trip",
@@ -174,41 +173,6 @@ def _rand(kind: str, like: torch.Tensor, g: torch.Generator | None) -> torch.Ten
     return out.to(like.device)
 
 
-# --------------------------------------------------------------------------- colour spaces
-
-
-def rgb_to_hsv(rgb: torch.Tensor) -> torch.Tensor:
-    """RGB ``(..., 3, H, W)`` in [0, 1] -> HSV ``(..., 3, H, W)``, each channel in [0, 1].
-
-    Same convention as ``colorsys`` and ``skimage.color.rgb2hsv``: hue in turns (0 = red,
-    1/3 = green, 2/3 = blue), saturation ``(max - min) / max`` (0 for black), value ``max``.
-    Greys get hue 0.
-    """
-    r, g, b = rgb.unbind(-3)
-    v, arg = rgb.max(dim=-3)
-    delta = v - rgb.min(dim=-3).values
-    s = torch.where(v > 0, delta / torch.where(v > 0, v, 1), 0)
-    d = torch.where(delta > 0, delta, 1)
-    # Ties between channels give the same hue from either branch, so the argmax order is moot.
-    h = torch.where(arg == 0, (g - b) / d, torch.where(arg == 1, 2 + (b - r) / d, 4 + (r - g) / d))
-    h = torch.where(delta > 0, torch.remainder(h / 6, 1.0), 0)
-    return torch.stack([h, s, v], dim=-3)
-
-
-def hsv_to_rgb(hsv: torch.Tensor) -> torch.Tensor:
-    """HSV ``(..., 3, H, W)`` (hue in turns, any real value; s, v in [0, 1]) -> RGB ``(..., 3, H, W)``.
-
-    Each channel is ``v - v * s * clip(min(k, 4 - k), 0, 1)`` with ``k = (n + 6 h) mod 6`` and
-    n = 5, 3, 1 for R, G, B: the piecewise-linear hue ramps of the hexcone model, branch-free.
-    """
-    h, s, v = hsv.unbind(-3)
-    n = torch.tensor([5.0, 3.0, 1.0], dtype=hsv.dtype, device=hsv.device).view(3, 1, 1)
-    k = torch.remainder(n + 6 * h.unsqueeze(-3), 6)
-    ramp = torch.clamp(torch.minimum(k, 4 - k), 0, 1)
-    v, s = v.unsqueeze(-3), s.unsqueeze(-3)
-    return v - v * s * ramp
-
-
 # --------------------------------------------------------------------------- blur kernels
 
 
@@ -227,9 +191,7 @@ def disk_kernel(radius: float, alias_blur: float, dtype=torch.float32, device=No
     grid = torch.arange(-half, half + 1, dtype=torch.float64)
     disk = ((grid[:, None] ** 2 + grid[None, :] ** 2) <= radius**2).to(torch.float64)
     disk /= disk.sum()
-    t = torch.arange(taps, dtype=torch.float64) - (taps - 1) / 2
-    g = torch.exp(-(t**2) / (2 * alias_blur**2))
-    g /= g.sum()
+    g = gaussian_kernel1d(alias_blur, radius=taps // 2, dtype=torch.float64)
     pad = taps // 2
     blurred = F.pad(disk[None, None], (pad, pad, pad, pad), mode="reflect")
     blurred = F.conv2d(blurred, g.view(1, 1, taps, 1))
@@ -244,7 +206,7 @@ def disk_kernel(radius: float, alias_blur: float, dtype=torch.float32, device=No
 
 def _correlate(x: torch.Tensor, kernel: torch.Tensor, mode: str) -> torch.Tensor:
     """Correlate every channel of ``(B, C, H, W)`` with one odd square kernel ``(k, k)``;
-    same-size output, borders padded by ``mode`` (see :func:`raw_isp.filters.pad2d`).
+    same-size output, borders padded by ``mode`` (see :func:`raw_isp.isp.filters.pad2d`).
 
     Computed by FFT on the padded planes (for the 7- to 49-tap kernels here several times faster
     than ``conv2d`` on CPU, and equal to it to float rounding): the padding is as wide as the

@@ -27,6 +27,7 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
+from ..io import raw_to_unit
 from .cfa import check_raw, pattern_colours, split_planes
 from .color import RGB_FROM_YUV, YUV_FROM_RGB, color_correct, gamma_encode, rgb_to_yuv, subtract_black_level, white_balance, yuv_to_rgb
 from .config import CameraPreset, ISPConfig
@@ -56,7 +57,7 @@ LumaFn = Callable[[torch.Tensor], torch.Tensor]
 def as_raw_tensor(raw, device=None, dtype=torch.float32) -> tuple[torch.Tensor, bool]:
     """Turn a numpy array or tensor ``(H, W)`` / ``(B, H, W)`` into a float tensor ``(B, H, W)``.
 
-    Integer input is taken as 16-bit DN and divided by 65535. Returns the tensor and whether
+    Integer input is taken as 16-bit DN (:func:`raw_isp.io.raw_to_unit`). Returns the tensor and whether
     the input had no batch axis.
     """
     if isinstance(raw, np.ndarray):
@@ -64,10 +65,10 @@ def as_raw_tensor(raw, device=None, dtype=torch.float32) -> tuple[torch.Tensor, 
     if not isinstance(raw, torch.Tensor):
         raise TypeError(f"raw must be a numpy array or torch tensor, got {type(raw).__name__}")
     single = raw.dim() == 2
+    if raw.dtype == torch.bool or raw.is_complex():
+        raise TypeError(f"raw must hold numbers in [0, 1] or 16-bit DN, got dtype {raw.dtype}")
     if not raw.is_floating_point():
-        if raw.dtype == torch.bool or raw.is_complex():
-            raise TypeError(f"raw must hold numbers in [0, 1] or 16-bit DN, got dtype {raw.dtype}")
-        raw = raw.to(torch.float64) / 65535.0
+        raw = raw_to_unit(raw)
     raw = check_raw(raw.to(device=device, dtype=dtype))
     return raw, single
 

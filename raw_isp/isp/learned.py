@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from .cfa import check_pattern, split_planes
 from .config import CAMERAS, ISP_VARIANTS, CameraPreset, ISPConfig
 from .demosaic import DEMOSAIC_METHODS, rggb_site_order
-from .pipeline import StaticISP, as_raw_tensor
+from .static import StaticISP, as_raw_tensor
 
 __all__ = ["LearnedISP"]
 

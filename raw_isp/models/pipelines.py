@@ -1,0 +1,59 @@
+"""``RawImageClassificationPipeline``: transformers' image-classification pipeline for raw files.
+
+The standard pipeline decodes a path with PIL and converts it to 8-bit RGB before the image
+processor sees it, which destroys a 16-bit raw. This one hands its inputs to the
+:class:`~raw_isp.models.processor.RawISPImageProcessor` untouched. :func:`register_pipeline` adds
+the task name ``"raw-image-classification"`` to ``transformers.pipeline`` (done by
+:mod:`raw_isp._hooks` once transformers has loaded its pipelines).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from transformers import AutoModelForImageClassification
+from transformers.image_processing_utils import BatchFeature
+from transformers.pipelines import PIPELINE_REGISTRY
+from transformers.pipelines.image_classification import ImageClassificationPipeline
+
+from .processor import RawISPImageProcessor
+
+__all__ = ["RawImageClassificationPipeline", "register_pipeline", "TASK"]
+
+#: The task name registered with ``transformers.pipeline``.
+TASK = "raw-image-classification"
+
+
+class RawImageClassificationPipeline(ImageClassificationPipeline):
+    """``ImageClassificationPipeline`` that hands its inputs to the image processor untouched.
+
+    A path, array, tensor or PIL image goes straight to the :class:`RawISPImageProcessor`, which
+    reads raw files itself and runs the ISP on the pipeline's device. Use it as
+    ``pipeline("image-classification", model=..., image_processor=RawISPImageProcessor(...),
+    pipeline_class=RawImageClassificationPipeline)`` or ``pipeline("raw-image-classification", ...)``.
+    """
+
+    def preprocess(self, image: Any, timeout: float | None = None) -> BatchFeature:
+        if not isinstance(self.image_processor, RawISPImageProcessor):
+            return super().preprocess(image, timeout=timeout)
+        device = self.device if self.device.type != "meta" else None
+        inputs = self.image_processor(images=image, return_tensors="pt", device=device)
+        return inputs.to(self.dtype) if self.dtype is not None else inputs
+
+
+def register_pipeline() -> None:
+    """Register the ``raw-image-classification`` task with ``transformers.pipeline`` (idempotent)."""
+    if TASK in PIPELINE_REGISTRY.get_supported_tasks():
+        return
+    PIPELINE_REGISTRY.register_pipeline(
+        TASK, pipeline_class=RawImageClassificationPipeline, pt_model=AutoModelForImageClassification, type="image"
+    )
+    # The registry marks the class for export as Hub code: Pipeline.save_pretrained would then
+    # copy this module and the raw_isp modules it imports into the folder and write
+    # custom_pipelines into the model config. The code is an installed package, so save the
+    # pipeline like a built-in one (model + RawISPImageProcessor) instead.
+    if "_registered_impl" in vars(RawImageClassificationPipeline):
+        del RawImageClassificationPipeline._registered_impl
+
+
+register_pipeline()
