@@ -1,0 +1,180 @@
+"""Bootstrap confidence intervals over test samples, for any metric computed from a confusion matrix.
+
+A metric on ``n`` test samples is a function of their summed confusion matrix. Resampling the
+samples with replacement ``n_boot`` times (the percentile bootstrap, Efron & Tibshirani 1993)
+gives ``n_boot`` resampled confusion matrices, and the metric on each of them an empirical
+distribution whose 2.5 % and 97.5 % quantiles bound a 95 % interval. For classification a sample
+is one image (its confusion matrix is one-hot); for segmentation it is one image's pixel
+confusion matrix, so the interval reflects image-to-image variation, not pixel counts.
+
+Paired comparisons (two models, or one model on two views, scored on the same test images) use
+the same resamples for both sides, so the interval of the *difference* accounts for the
+correlation between them; a difference whose interval excludes 0 exceeds the sampling noise of
+the test set.
+
+The metrics themselves are the project's one implementation (:mod:`raw_isp.metrics.scores`),
+called once per resample.
+
+Shapes: ``per_sample`` confusions are ``(n, K, K)`` integer arrays with ``[i, t, p]`` = count of
+reference ``t`` predicted as ``p`` in sample ``i``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from .scores import classification_scores, segmentation_scores
+
+__all__ = [
+    "Interval",
+    "per_sample_confusions",
+    "resample_indices",
+    "bootstrap_confusions",
+    "bootstrap_interval",
+    "paired_difference",
+    "metric_function",
+]
+
+#: Default number of bootstrap resamples and confidence level.
+N_BOOT = 1000
+LEVEL = 0.95
+
+
+@dataclass(frozen=True)
+class Interval:
+    """A point estimate with its percentile-bootstrap interval.
+
+    ``value``: the metric on the original samples; ``low`` / ``high``: the ``(1 - level) / 2``
+    and ``(1 + level) / 2`` quantiles of the metric over the resamples; ``n``: samples;
+    ``n_boot``: resamples; ``level``: confidence level (0.95).
+    """
+
+    value: float
+    low: float
+    high: float
+    n: int
+    n_boot: int
+    level: float = LEVEL
+
+    @property
+    def excludes_zero(self) -> bool:
+        """True when the whole interval lies on one side of 0 (for differences)."""
+        return bool(self.low > 0 or self.high < 0)
+
+    def as_dict(self, prefix: str = "") -> dict[str, float]:
+        return {f"{prefix}value": self.value, f"{prefix}ci_low": self.low, f"{prefix}ci_high": self.high}
+
+
+def per_sample_confusions(references: Sequence[int] | np.ndarray, predictions: Sequence[int] | np.ndarray,
+                          num_labels: int) -> np.ndarray:
+    """One-hot confusion matrices ``(n, K, K)`` of single-label classification samples."""
+    ref = np.asarray(references, dtype=np.int64).reshape(-1)
+    pred = np.asarray(predictions, dtype=np.int64).reshape(-1)
+    if ref.shape != pred.shape:
+        raise ValueError(f"references and predictions differ in length: {ref.size} and {pred.size}")
+    for name, arr in (("references", ref), ("predictions", pred)):
+        if arr.size and (arr.min() < 0 or arr.max() >= num_labels):
+            raise ValueError(f"{name} must lie in [0, {num_labels}), got range [{arr.min()}, {arr.max()}]")
+    out = np.zeros((ref.size, num_labels, num_labels), dtype=np.int64)
+    out[np.arange(ref.size), ref, pred] = 1
+    return out
+
+
+def resample_indices(n: int, n_boot: int = N_BOOT, seed: int = 0) -> np.ndarray:
+    """``(n_boot, n)`` sample indices drawn with replacement (``numpy.random.default_rng(seed)``)."""
+    if n <= 0:
+        raise ValueError(f"need at least one sample to resample, got n={n}")
+    if n_boot <= 0:
+        raise ValueError(f"n_boot must be positive, got {n_boot}")
+    return np.random.default_rng(seed).integers(0, n, size=(n_boot, n))
+
+
+def bootstrap_confusions(per_sample: np.ndarray, indices: np.ndarray) -> np.ndarray:
+    """Summed confusion matrix of each resample: ``(n_boot, K, K)`` from ``(n, K, K)`` and ``(n_boot, n)``.
+
+    Computed as counts @ confusions (how often each sample is drawn, times its matrix), which
+    equals summing the drawn samples' matrices one by one.
+    """
+    cms = _check_confusions(per_sample)
+    n_boot, n = indices.shape
+    if n != cms.shape[0]:
+        raise ValueError(f"indices resample {n} samples but per_sample holds {cms.shape[0]}")
+    counts = np.zeros((n_boot, n), dtype=np.int64)
+    np.add.at(counts, (np.arange(n_boot)[:, None], indices), 1)
+    k = cms.shape[1]
+    return (counts @ cms.reshape(n, k * k)).reshape(n_boot, k, k)
+
+
+def metric_function(task: str, metric: str) -> Callable[[np.ndarray], float]:
+    """``cm -> value`` for a scalar entry of :func:`classification_scores` (task
+    ``"classification"``) or :func:`segmentation_scores` (``"segmentation"``), e.g.
+    ``metric_function("classification", "macro_f1")``."""
+    scores = {"classification": classification_scores, "segmentation": segmentation_scores}.get(task)
+    if scores is None:
+        raise ValueError(f"task must be 'classification' or 'segmentation', got {task!r}")
+    probe = scores(np.eye(2, dtype=np.int64))
+    if metric not in probe or not isinstance(probe[metric], float):
+        names = sorted(k for k, v in probe.items() if isinstance(v, float))
+        raise ValueError(f"metric {metric!r} is not a scalar {task} score; choose one of {names}")
+    return lambda cm: scores(cm)[metric]
+
+
+def bootstrap_interval(per_sample: np.ndarray, metric: Callable[[np.ndarray], float], n_boot: int = N_BOOT,
+                       seed: int = 0, level: float = LEVEL) -> Interval:
+    """The metric on all samples, with its percentile-bootstrap interval.
+
+    Args:
+        per_sample: ``(n, K, K)`` confusion matrices (:func:`per_sample_confusions` for
+            classification; one per image for segmentation).
+        metric: ``cm (K, K) -> float`` (:func:`metric_function`).
+        n_boot, seed: resamples and the seed of :func:`resample_indices`.
+        level: confidence level in (0, 1).
+    """
+    cms = _check_confusions(per_sample)
+    _check_level(level)
+    indices = resample_indices(cms.shape[0], n_boot, seed)
+    values = np.array([metric(cm) for cm in bootstrap_confusions(cms, indices)], dtype=np.float64)
+    return _interval(metric(cms.sum(axis=0)), values, cms.shape[0], level)
+
+
+def paired_difference(per_sample_a: np.ndarray, per_sample_b: np.ndarray, metric: Callable[[np.ndarray], float],
+                      n_boot: int = N_BOOT, seed: int = 0, level: float = LEVEL) -> Interval:
+    """``metric(a) - metric(b)`` on the same samples, with a paired percentile-bootstrap interval
+    (both sides resampled with the same indices). Sample ``i`` of ``a`` and of ``b`` must be the
+    same test image."""
+    a, b = _check_confusions(per_sample_a), _check_confusions(per_sample_b)
+    if a.shape != b.shape:
+        raise ValueError(f"paired samples must have the same shape, got {a.shape} and {b.shape}")
+    _check_level(level)
+    indices = resample_indices(a.shape[0], n_boot, seed)
+    diffs = np.array([metric(x) - metric(y) for x, y in zip(bootstrap_confusions(a, indices),
+                                                           bootstrap_confusions(b, indices))], dtype=np.float64)
+    return _interval(metric(a.sum(axis=0)) - metric(b.sum(axis=0)), diffs, a.shape[0], level)
+
+
+def _interval(value: float, values: np.ndarray, n: int, level: float) -> Interval:
+    finite = values[np.isfinite(values)]
+    if finite.size == 0:
+        low = high = float("nan")
+    else:
+        low, high = np.quantile(finite, [(1 - level) / 2, (1 + level) / 2])
+    return Interval(float(value), float(low), float(high), n, values.size, level)
+
+
+def _check_confusions(per_sample: np.ndarray) -> np.ndarray:
+    cms = np.asarray(per_sample)
+    if cms.ndim != 3 or cms.shape[1] != cms.shape[2]:
+        raise ValueError(f"per_sample must be (n, K, K) confusion matrices, got shape {cms.shape}")
+    if not np.issubdtype(cms.dtype, np.integer):
+        raise ValueError(f"per_sample must hold integer counts, got dtype {cms.dtype}")
+    if cms.shape[0] == 0:
+        raise ValueError("per_sample holds no samples")
+    return cms.astype(np.int64, copy=False)
+
+
+def _check_level(level: float) -> None:
+    if not 0 < level < 1:
+        raise ValueError(f"level must be in (0, 1), got {level}")
