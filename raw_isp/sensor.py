@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from collections.abc import Sequence
 from typing import Any, Callable
 
 import numpy as np
@@ -234,10 +235,57 @@ class SensorModel:
         np.maximum(counts, 0.0, out=counts)
         thinned = rng.binomial(counts.astype(np.int64), r)
 
+        return back(self._readout(thinned, rng, self._fresh_read_noise(r)))
+
+    def _fresh_read_noise(self, ratio: float) -> float:
+        """Read noise (e- rms) to add after thinning by ``ratio`` so that the total matches a real
+        exposure: the input's read noise and quantisation survive thinning scaled by ratio**2."""
         # 1/6 e-^2: mean variance of the dithered rounding, frac * (1 - frac) with frac uniform.
-        carried = r * r * (self.read_noise**2 + self.adc_step**2 / (12.0 * self.gain**2) + 1.0 / 6.0)
-        fresh = math.sqrt(max(self.read_noise**2 - carried, 0.0))
-        return back(self._readout(thinned, rng, fresh))
+        carried = ratio * ratio * (self.read_noise**2 + self.adc_step**2 / (12.0 * self.gain**2) + 1.0 / 6.0)
+        return math.sqrt(max(self.read_noise**2 - carried, 0.0))
+
+    def scale_intensity_batch(self, raw: torch.Tensor, ratios: torch.Tensor | Sequence[float],
+                              generator: torch.Generator | None = None) -> torch.Tensor:
+        """:meth:`scale_intensity` for a batch on its own device, one ratio per frame.
+
+        The same physics (dithered rounding to whole electrons, binomial thinning, fresh read
+        noise for the remainder, quantisation, clipping), written in torch so that training can
+        draw a light level per batch without leaving the accelerator. The random streams are
+        torch's, so for the same seed the frames differ from :meth:`scale_intensity`'s (numpy)
+        ones, while following the same distribution; a given ``generator`` state gives
+        bit-identical frames on the same device.
+
+        Args:
+            raw: ``(B, H, W)`` uint16 DN, or its int16 bit view (what the training loaders
+                send); any device.
+            ratios: ``(B,)`` relative exposures in (0, 1]; a frame with ratio 1 is returned
+                unchanged.
+            generator: a ``torch.Generator`` on ``raw``'s device (None: torch's default one).
+        Returns:
+            ``(B, H, W)`` tensor of ``raw``'s dtype and device.
+        """
+        if raw.dim() != 3 or raw.dtype not in (torch.uint16, torch.int16):
+            raise TypeError(f"raw must be a (B, H, W) uint16 tensor or its int16 view, got {raw.dtype} {tuple(raw.shape)}")
+        r = torch.as_tensor(ratios, dtype=torch.float64).reshape(-1)
+        if r.numel() != raw.shape[0]:
+            raise ValueError(f"ratios: expected {raw.shape[0]} values (one per frame), got {r.numel()}")
+        for value in r.tolist():
+            _check_ratio(value)
+        dn = raw.view(torch.int16).to(torch.int32).bitwise_and_(0xFFFF).to(torch.float64)
+        rd = r.to(raw.device).view(-1, 1, 1)
+        u = torch.rand(dn.shape, generator=generator, dtype=torch.float64, device=raw.device)
+        counts = torch.floor((dn - self.black_level) / self.gain + u).clamp_min_(0.0)
+        thinned = torch.binomial(counts, rd.expand_as(counts), generator=generator)
+        fresh = torch.tensor([self._fresh_read_noise(v) for v in r.tolist()], dtype=torch.float64,
+                             device=raw.device).view(-1, 1, 1)
+        e = thinned + fresh * torch.randn(dn.shape, generator=generator, dtype=torch.float64, device=raw.device)
+        out = self.black_level + self.gain * e
+        step = self.adc_step
+        out = torch.round(out) if step == 1 else torch.round(out / step) * step
+        out = out.clamp_(0, self.white_level)
+        out = torch.where(rd == 1.0, dn, out)
+        v = out.to(torch.int32)
+        return torch.where(v > 32767, v - 65536, v).to(torch.int16).view(raw.dtype)  # uint16 bits
 
 
 # Presets. None of these numbers is calibration data of the actual cameras: the gains of the

@@ -259,3 +259,44 @@ def test_scale_intensity_batched():
 def test_scale_intensity_rejects_out_of_range_integers():
     with pytest.raises(ValueError, match="0..65535"):
         SENSORS["drone"].scale_intensity(np.array([[-1, 70000]], dtype=np.int32), 0.5)
+
+
+# ---------------------------------------------------------------- on-device batches
+
+
+@pytest.mark.parametrize("name, mean_e", [("microscopy", 3000.0), ("drone", 2000.0)])
+def test_scale_intensity_batch_photon_transfer(name, mean_e):
+    """Each frame of a batch follows the photon-transfer relation of its own ratio."""
+    s = SENSORS[name]
+    ratios = [1.0, 0.5, 0.1, 0.05]
+    frame = s.expose(np.full((len(ratios),) + SHAPE, mean_e), seed=31)
+    out = s.scale_intensity_batch(torch.from_numpy(frame), ratios, generator=torch.Generator().manual_seed(4))
+    assert out.dtype == torch.uint16 and out.shape == frame.shape
+    assert torch.equal(out[0], torch.from_numpy(frame[0]))  # ratio 1: unchanged
+    for i, r in enumerate(ratios[1:], start=1):
+        x = out[i].numpy().astype(np.float64)
+        var = predicted_var(s, r * mean_e)
+        assert abs(x.mean() - s.black_level - s.gain * r * mean_e) < N_SIGMA * math.sqrt(var / N)
+        assert abs(x.var(ddof=1) - var) < var_tolerance(var, N)
+
+
+def test_scale_intensity_batch_deterministic_and_int16_view():
+    s = SENSORS["microscopy"]
+    frame = torch.from_numpy(s.expose(np.full((2, 64, 64), 30000.0), seed=1))  # DN above 32767
+    a = s.scale_intensity_batch(frame, [0.75, 0.25], generator=torch.Generator().manual_seed(9))
+    b = s.scale_intensity_batch(frame.view(torch.int16), [0.75, 0.25], generator=torch.Generator().manual_seed(9))
+    c = s.scale_intensity_batch(frame, [0.75, 0.25], generator=torch.Generator().manual_seed(10))
+    assert b.dtype == torch.int16 and torch.equal(a.view(torch.int16), b)
+    assert not torch.equal(a, c)
+    assert int(a.view(torch.int16).to(torch.int32).bitwise_and(0xFFFF).max()) > 32767
+
+
+def test_scale_intensity_batch_checks_arguments():
+    s = SENSORS["drone"]
+    frame = torch.full((2, 4, 4), 5000, dtype=torch.uint16)
+    with pytest.raises(ValueError, match="one per frame"):
+        s.scale_intensity_batch(frame, [0.5])
+    with pytest.raises(ValueError, match="ratio"):
+        s.scale_intensity_batch(frame, [0.5, 0.0])
+    with pytest.raises(TypeError, match="uint16"):
+        s.scale_intensity_batch(frame.float(), [0.5, 0.5])
