@@ -167,6 +167,137 @@ def test_classification_rejects_out_of_range_labels(tmp_path):
         )
 
 
+def _random_case(rng):
+    """Random class ids: K classes, some never used, some used only in predictions."""
+    k = int(rng.integers(1, 8))
+    n = int(rng.integers(1, 40))
+    used = rng.permutation(k)[: int(rng.integers(1, k + 1))]
+    refs = rng.choice(used, size=n)
+    preds = np.where(rng.random(n) < 0.5, refs, rng.integers(0, k, n))
+    return k, refs, preds
+
+
+def _random_labels(rng, k):
+    """None, or a list of class ids: a subset, a permutation, repeats, ids beyond the data."""
+    kind = rng.integers(0, 4)
+    if kind == 0:
+        return None
+    if kind == 1:
+        return rng.permutation(k)[: int(rng.integers(1, k + 1))].tolist()
+    if kind == 2:
+        return rng.integers(0, k, int(rng.integers(1, 2 * k + 1))).tolist()
+    return (rng.permutation(k + 3)[: int(rng.integers(1, k + 4))]).tolist()
+
+
+@pytest.mark.filterwarnings("ignore::UserWarning")  # sklearn: labels absent from the data
+def test_averaged_f1_equals_sklearn_on_random_cases():
+    rng = np.random.default_rng(42)
+    for case in range(600):
+        k, refs, preds = _random_case(rng)
+        labels = _random_labels(rng, k)
+        average = [None, "macro", "micro", "weighted"][case % 4]
+        cm = M.confusion_matrix(preds, refs)
+        got = M.averaged_f1(cm, labels=labels, average=average)
+        want = f1_score(refs, preds, labels=labels, average=average, zero_division=0)
+        where = f"case {case}: refs={refs.tolist()} preds={preds.tolist()} labels={labels} average={average}"
+        if average is None:
+            assert isinstance(got, np.ndarray) and got.shape == want.shape, where
+            np.testing.assert_allclose(got, want, rtol=1e-12, atol=0, err_msg=where)
+        else:
+            assert isinstance(got, float), where
+            assert got == pytest.approx(float(want), rel=1e-12, abs=1e-15), where
+        assert M.classification_scores(cm)["accuracy"] == pytest.approx(accuracy_score(refs, preds), abs=1e-15)
+
+
+@pytest.mark.filterwarnings("ignore::UserWarning")
+def test_classification_module_labels_and_average_equal_sklearn(tmp_path):
+    """Through evaluate: labels / average given to compute or to load; without labels the
+    classes are range(num_labels) when num_labels is known, else the present ones (sklearn)."""
+    rng = np.random.default_rng(7)
+    for case in range(40):
+        k, refs, preds = _random_case(rng)
+        give_k = bool(case % 2)
+        labels = _random_labels(rng, k)
+        if labels is not None and not give_k:
+            labels = [c for c in labels if c < k] or [0]
+        if labels is not None and give_k:
+            labels = [c for c in labels if c < k] or [k - 1]
+        average = [None, "macro", "micro", "weighted"][case % 4]
+        settings = {"labels": labels, "average": average}
+        if give_k:
+            settings["num_labels"] = k
+        if case % 3 == 0:  # settings at load time
+            metric = load("classification", tmp_path, **settings)
+            got = metric.compute(predictions=preds, references=refs)
+        else:
+            got = load("classification", tmp_path).compute(predictions=preds, references=refs, **settings)
+        sk_labels = labels if labels is not None else (list(range(k)) if give_k else None)
+        want = f1_score(refs, preds, labels=sk_labels, average=average, zero_division=0)
+        np.testing.assert_allclose(got["f1"], want, rtol=1e-12, atol=1e-15, err_msg=f"case {case}")
+        assert got["accuracy"] == pytest.approx(accuracy_score(refs, preds), abs=1e-15)
+    # The value given to compute wins over the one given to load, also average=None.
+    metric = load("classification", tmp_path, average="micro")
+    got = metric.compute(predictions=[0, 1, 1, 2], references=[0, 1, 2, 2], average=None)
+    np.testing.assert_allclose(got["f1"], [1.0, 2 / 3, 2 / 3])
+
+
+def test_per_class_f1_is_indexed_by_class_id_and_f1_lists_present_classes(tmp_path):
+    refs, preds = np.array([0, 0, 3, 3]), np.array([0, 3, 3, 3])
+    got = load("classification", tmp_path).compute(predictions=preds, references=refs, average=None)
+    # per_class_f1: classes 0..max label, absent ones (1, 2) score 0, like the confusion matrix.
+    np.testing.assert_allclose(got["per_class_f1"], [2 / 3, 0.0, 0.0, 0.8])
+    assert got["confusion_matrix"].shape == (4, 4)
+    # f1 with average=None: the classes present, as evaluate's f1 (sklearn labels=None) lists them.
+    np.testing.assert_allclose(got["f1"], f1_score(refs, preds, average=None))
+    assert got["f1"].shape == (2,)
+    # macro_f1 averages the present classes too, so it does not count the absent 1 and 2 as zeros.
+    assert got["macro_f1"] == pytest.approx(f1_score(refs, preds, average="macro"))
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"average": "binary"}, r"average must be one of \['macro', 'micro', 'weighted', None\], got 'binary'; .*labels=\[c\]"),
+        ({"average": "samples"}, "average must be one of .* got 'samples'"),
+        ({"average": 1}, "average must be one of"),
+        ({"labels": [0, 3], "num_labels": 3}, r"labels: class ids \[3\] are outside \[0, 3\) \(num_labels=3\)"),
+        ({"labels": [0, 2], "label_names": ["a", "b"]}, r"labels: class ids \[2\] are outside \[0, 2\)"),
+        ({"labels": [-1]}, r"labels: class ids \[-1\] are outside \[0, inf\)"),
+        ({"labels": []}, "labels is empty"),
+        ({"labels": [0.5]}, "labels must hold integer class ids"),
+        ({"labels": 1}, "labels must be a 1-D sequence"),
+        ({"label_names": ["a", "b"]}, r"label_names has 2 names \(classes 0 to 1\), but the references hold \[2\]; give one name"),
+        ({"label_names": ["a", "b", "c"], "num_labels": 4}, "label_names has 3 names but there are 4 labels"),
+        ({"num_labels": 0}, "num_labels must be a positive int"),
+        ({"sample_weight": [1, 1, 1, 1]}, r"raw_classification does not take \['sample_weight'\]"),
+    ],
+)
+def test_classification_errors_name_the_argument(tmp_path, kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        load("classification", tmp_path).compute(predictions=[0, 1, 1, 1], references=[0, 1, 2, 2], **kwargs)
+
+
+def test_label_names_of_the_wrong_length_are_named(tmp_path):
+    with pytest.raises(ValueError, match=r"label_names has 2 names .* the predictions hold \[4\]"):
+        load("classification", tmp_path).compute(predictions=[0, 4], references=[0, 1], label_names=["a", "b"])
+    with pytest.raises(ValueError, match="average must be one of"):
+        load("classification", tmp_path, average="binary")
+    maps = np.zeros((1, 4, 4), dtype=np.int64)
+    bad = maps.copy()
+    bad[0, 0, 0] = 2
+    seg = load("segmentation", tmp_path, label_names=DRONE_NAMES)
+    with pytest.raises(ValueError, match=r"label_names has 2 names \(classes 0 to 1\), but the references hold \[2\]"):
+        seg.add_batch(predictions=maps, references=bad)
+    late = load("segmentation", tmp_path)
+    late.add_batch(predictions=bad, references=maps)
+    with pytest.raises(ValueError, match=r"label_names has 2 names .* the predictions hold \[2\]"):
+        late.compute(label_names=DRONE_NAMES)
+    # Ignored pixels are not labels: 255 in the references is fine with two names.
+    ok = maps.copy()
+    ok[0, 0] = 255
+    assert load("segmentation", tmp_path, label_names=DRONE_NAMES).compute(predictions=maps, references=ok)["num_pixels"] == 12
+
+
 # --------------------------------------------------------------------------- segmentation
 
 

@@ -4,9 +4,9 @@
 two modules bundled here load from a local path, need no network (``HF_HUB_OFFLINE=1`` is fine)
 and give the Hub's results:
 
-* ``raw_classification``: accuracy, macro-F1, per-class F1, confusion matrix
-  (Hub ``accuracy`` and ``f1`` with ``average="macro"`` / ``None``, ``labels=range(num_labels)``,
-  ``zero_division=0``).
+* ``raw_classification``: accuracy, F1, macro-F1, per-class F1, confusion matrix
+  (Hub ``accuracy`` and ``f1``; ``labels=`` and ``average=`` ``"macro"`` / ``"micro"`` /
+  ``"weighted"`` / ``None`` with sklearn's semantics, ``zero_division=0``).
 * ``raw_segmentation``: mean IoU, per-class IoU, mean/per-class accuracy, pixel accuracy
   (Hub ``mean_iou``), streamed into a confusion matrix with one ``bincount`` per batch.
 
@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from .confusion import add_confusion_matrices, confusion_matrix
-from .scores import check_label_names, classification_scores, jsonable, segmentation_scores
+from .scores import averaged_f1, check_label_names, classification_scores, jsonable, segmentation_scores
 from .ssim import ssim
 
 __all__ = [
@@ -38,6 +38,7 @@ __all__ = [
     "confusion_matrix",
     "add_confusion_matrices",
     "classification_scores",
+    "averaged_f1",
     "segmentation_scores",
     "check_label_names",
     "jsonable",
@@ -61,7 +62,8 @@ def load(name: str, **kwargs: Any):
             ``"raw_segmentation"`` are accepted too).
         **kwargs: passed to ``evaluate.load``: its own options (``cache_dir``, ``experiment_id``,
             ``num_process``, ``process_id``, ``keep_in_memory``, ...) and the metric's settings
-            (``num_labels``, ``label_names``; ``ignore_index`` for segmentation, default 255).
+            (``num_labels``, ``label_names``; ``labels`` and ``average`` for classification;
+            ``ignore_index`` for segmentation, default 255).
 
     Returns:
         An ``evaluate.EvaluationModule``.

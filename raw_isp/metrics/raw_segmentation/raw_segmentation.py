@@ -9,7 +9,7 @@ import numpy as np
 
 from raw_isp.citation import STUDY_CITATION
 from raw_isp.metrics.confusion import add_confusion_matrices, confusion_matrix
-from raw_isp.metrics.scores import segmentation_scores
+from raw_isp.metrics.scores import check_names_cover, segmentation_scores
 
 _DESCRIPTION = """\
 Mean IoU, per-class IoU (e.g. `iou_car` on Raw-Drone), mean and per-class accuracy and pixel
@@ -79,7 +79,10 @@ class RawSegmentation(evaluate.Metric):
         self._num_labels = num_labels
         self._ignore_index = ignore_index
         self._label_names = None if label_names is None else list(label_names)
-        if num_labels is None and label_names is not None:
+        # With the number of classes taken from label_names, labels beyond the names are the
+        # names' fault: count without a limit and say so (check_names_cover).
+        self._names_set_k = num_labels is None and label_names is not None
+        if self._names_set_k:
             self._num_labels = len(self._label_names)
         self._partial = None  # int64 (k, k) confusion matrix of this process since the last compute
 
@@ -105,9 +108,12 @@ class RawSegmentation(evaluate.Metric):
             raise ValueError(f"Bad inputs for raw_segmentation.add_batch: {sorted(kwargs)}; expected predictions, references")
         if predictions is None or references is None:
             raise ValueError("raw_segmentation.add_batch needs both predictions and references")
-        cm = confusion_matrix(predictions, references, self._num_labels, self._ignore_index)
+        limit = None if self._names_set_k else self._num_labels
+        cm = confusion_matrix(predictions, references, limit, self._ignore_index)
         if hasattr(cm, "detach"):
             cm = cm.cpu().numpy()
+        if self._names_set_k:
+            check_names_cover(cm, self._label_names)
         if self._partial is not None and self._partial.shape == cm.shape:
             self._partial += cm
         else:
@@ -129,7 +135,7 @@ class RawSegmentation(evaluate.Metric):
         if kwargs.pop("reduce_labels", False) or kwargs.pop("label_map", None):
             raise ValueError("raw_segmentation does not support reduce_labels or label_map: remap the labels first")
 
-        saved = (self._num_labels, self._ignore_index)
+        saved = (self._num_labels, self._ignore_index, self._label_names, self._names_set_k)
         try:
             if "ignore_index" in kwargs and kwargs["ignore_index"] != self._ignore_index:
                 if self._partial is not None:
@@ -139,16 +145,20 @@ class RawSegmentation(evaluate.Metric):
                     )
                 self._ignore_index = kwargs["ignore_index"]
             if kwargs.get("num_labels") is not None:
-                self._num_labels = kwargs["num_labels"]
+                self._num_labels, self._names_set_k = kwargs["num_labels"], False
             elif self._num_labels is None and kwargs.get("label_names") is not None:
-                self._num_labels = len(kwargs["label_names"])
+                self._label_names = list(kwargs["label_names"])
+                self._num_labels, self._names_set_k = len(self._label_names), True
             if predictions is not None or references is not None:
                 self.add_batch(predictions=predictions, references=references)
+            names_set_k, names = self._names_set_k, self._label_names
         finally:
-            self._num_labels, self._ignore_index = saved
+            self._num_labels, self._ignore_index, self._label_names, self._names_set_k = saved
         # Fail before anything is written when this process alone already contradicts num_labels
         # (the same check runs in _compute over all processes).
         num_labels = kwargs.get("num_labels") or self._num_labels
+        if names_set_k and self._partial is not None:
+            check_names_cover(self._partial, names)
         if num_labels is not None and self._partial is not None and self._partial.shape[0] > num_labels:
             raise ValueError(
                 f"num_labels={num_labels}, but label {self._partial.shape[0] - 1} occurs in the non-ignored pixels"
@@ -169,9 +179,10 @@ class RawSegmentation(evaluate.Metric):
         cm = add_confusion_matrices(*partials)
         if label_names is None:
             label_names = self._label_names
-        if num_labels is None:
+        if num_labels is None and not self._names_set_k:
             num_labels = self._num_labels
         if num_labels is None and label_names is not None:
+            check_names_cover(cm, label_names)
             num_labels = len(label_names)
         if num_labels is None:
             num_labels = cm.shape[0]
