@@ -148,16 +148,49 @@ def test_raw_scale_for_12_bit_data():
     torch.testing.assert_close(proc12(x12)["pixel_values"], expected, rtol=0, atol=0)
 
 
-def test_return_tensors_none_gives_per_image_lists(proc):
+def test_return_tensors_none_and_np_give_numpy_like_vit(proc):
     x = raws(3)
-    masks = np.zeros((3, 16, 16), dtype=np.uint8)
+    masks = np.random.default_rng(1).integers(0, 3, (3, 16, 16)).astype(np.uint8)
+    stacked = proc(x, masks)  # the default, "pt"
+    assert isinstance(stacked["pixel_values"], torch.Tensor) and isinstance(stacked["labels"], torch.Tensor)
+    # None: a list with one numpy array per image, as transformers' ViTImageProcessor returns.
     listed = proc(x, masks, return_tensors=None)
-    stacked = proc(x, masks)
     assert isinstance(listed["pixel_values"], list) and len(listed["pixel_values"]) == 3
     assert isinstance(listed["labels"], list) and len(listed["labels"]) == 3
     for i in range(3):
-        torch.testing.assert_close(listed["pixel_values"][i], stacked["pixel_values"][i], rtol=0, atol=0)
-        torch.testing.assert_close(listed["labels"][i], stacked["labels"][i], rtol=0, atol=0)
+        assert isinstance(listed["pixel_values"][i], np.ndarray) and listed["pixel_values"][i].dtype == np.float32
+        assert listed["pixel_values"][i].shape == (3, 8, 8)
+        assert listed["labels"][i].dtype == np.int64 and listed["labels"][i].shape == (8, 8)
+        np.testing.assert_array_equal(listed["pixel_values"][i], stacked["pixel_values"][i].numpy())
+        np.testing.assert_array_equal(listed["labels"][i], stacked["labels"][i].numpy())
+    # "np" (and transformers.TensorType.NUMPY): stacked numpy arrays.
+    for rt in ("np", transformers.TensorType.NUMPY):
+        as_np = proc(x, masks, return_tensors=rt)
+        assert isinstance(as_np["pixel_values"], np.ndarray) and as_np["pixel_values"].shape == (3, 3, 8, 8)
+        np.testing.assert_array_equal(as_np["pixel_values"], stacked["pixel_values"].numpy())
+        np.testing.assert_array_equal(as_np["labels"], stacked["labels"].numpy())
+    assert isinstance(proc(x, return_tensors=transformers.TensorType.PYTORCH)["pixel_values"], torch.Tensor)
+    # Side by side with ViT (its numpy backend): the same container types for each return_tensors.
+    from transformers.models.vit.image_processing_pil_vit import ViTImageProcessorPil
+
+    rgb = np.random.default_rng(2).integers(0, 256, (16, 16, 3), dtype=np.uint8)
+    for rt in (None, "np", "pt"):
+        ours = proc(x[:2], return_tensors=rt)["pixel_values"]
+        theirs = ViTImageProcessorPil(size={"height": 8, "width": 8})([rgb, rgb], return_tensors=rt)["pixel_values"]
+        assert type(ours) is type(theirs) and type(ours[0]) is type(theirs[0]), rt
+
+
+def test_8_bit_raw_mosaic_with_raw_scale_255():
+    x8 = raws(2, seed=11).astype(np.uint8)
+    proc8 = RawISPImageProcessor(raw_scale=255, do_resize=False)
+    expected = RawISPImageProcessor(do_resize=False)(x8.astype(np.float32) / np.float32(255))["pixel_values"]
+    torch.testing.assert_close(proc8(x8)["pixel_values"], expected, rtol=0, atol=0)
+    # Per call, and from a PIL "L" image, too.
+    plain = RawISPImageProcessor(do_resize=False)
+    torch.testing.assert_close(plain(list(x8), raw_scale=255)["pixel_values"], expected, rtol=0, atol=0)
+    torch.testing.assert_close(
+        plain([Image.fromarray(f) for f in x8], raw_scale=255)["pixel_values"], expected, rtol=0, atol=0
+    )
 
 
 @pytest.mark.parametrize("mode", ["bilinear", "bicubic", "nearest", "area"])
@@ -258,7 +291,9 @@ def _custom_processor() -> RawISPImageProcessor:
 def test_save_and_load_round_trip(tmp_path):
     proc = _custom_processor()
     files = proc.save_pretrained(tmp_path)
-    assert {os.path.basename(f) for f in files} == {"preprocessor_config.json", "image_processing_raw_isp.py"}
+    assert {os.path.basename(f) for f in files} == {
+        "preprocessor_config.json", "image_processing_raw_isp.py", "video_preprocessor_config.json"
+    }  # fmt: skip
     saved = json.loads((tmp_path / "preprocessor_config.json").read_text())
     assert saved["image_processor_type"] == "RawISPImageProcessor"
     assert saved["size"] == {"height": 8, "width": 12} and saved["resize_mode"] == "area"
@@ -274,6 +309,45 @@ def test_save_and_load_round_trip(tmp_path):
         assert type(loaded) is RawISPImageProcessor
         assert loaded.to_dict() == proc.to_dict()
         torch.testing.assert_close(loaded(x)["pixel_values"], expected, rtol=0, atol=0)
+
+
+def test_unknown_saved_settings_are_ignored_with_a_warning(tmp_path):
+    """Forward compatibility: a config written by a newer version (an extra key) still loads."""
+    proc = _custom_processor()
+    proc.save_pretrained(tmp_path)
+    config_file = tmp_path / "preprocessor_config.json"
+    saved = json.loads(config_file.read_text())
+    config_file.write_text(json.dumps({**saved, "sharpen_amount": 0.3, "future_option": {"a": 1}}))
+    x = raws(2, 16, 24, seed=12)
+    for load in (RawISPImageProcessor.from_pretrained, transformers.AutoImageProcessor.from_pretrained):
+        with pytest.warns(UserWarning, match=r"ignoring saved settings .*\['future_option', 'sharpen_amount'\]"):
+            loaded = load(tmp_path)
+        assert type(loaded) is RawISPImageProcessor and loaded.to_dict() == proc.to_dict()
+        torch.testing.assert_close(loaded(x)["pixel_values"], proc(x)["pixel_values"], rtol=0, atol=0)
+    with pytest.warns(UserWarning, match="ignoring saved settings"):
+        RawISPImageProcessor.from_dict({**saved, "future_option": 1})
+    # Known keys keep being validated, and the constructor still rejects a misspelt setting.
+    config_file.write_text(json.dumps({**saved, "resize_mode": "lanczos"}))
+    with pytest.raises(ValueError, match="resize_mode: unknown mode 'lanczos'"):
+        RawISPImageProcessor.from_pretrained(tmp_path)
+    with pytest.raises(TypeError, match=r"unknown settings \['sharpen_amount'\]"):
+        RawISPImageProcessor(sharpen_amount=0.3)
+
+
+def test_video_note_is_ours_and_leaves_other_files_alone(tmp_path):
+    proc = RawISPImageProcessor(size=8)
+    proc.save_pretrained(tmp_path)
+    note = json.loads((tmp_path / "video_preprocessor_config.json").read_text())
+    assert list(note) == ["raw_isp_note"] and "AutoVideoProcessor" in note["raw_isp_note"]
+    proc.save_pretrained(tmp_path)  # saving again rewrites our own note
+    assert json.loads((tmp_path / "video_preprocessor_config.json").read_text()) == note
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "video_preprocessor_config.json").write_text('{"video_processor_type": "SomeVideoProcessor"}')
+    files = proc.save_pretrained(other)
+    assert (other / "video_preprocessor_config.json").read_text() == '{"video_processor_type": "SomeVideoProcessor"}'
+    assert not any(f.endswith("video_preprocessor_config.json") for f in files)
+    assert not list(tmp_path.rglob("*.tmp*"))
 
 
 def test_from_pretrained_keyword_overrides(tmp_path):
@@ -442,7 +516,7 @@ def _odd():
         ({"image_mean": [0.5, 0.5]}, None, ValueError, "image_mean must be a number or 3 numbers"),
         ({"raw_scale": -1}, None, ValueError, "raw_scale must be a positive finite number"),
         ({"do_resize": "yes"}, None, TypeError, "do_resize must be True or False"),
-        ({"return_tensors": "np"}, None, ValueError, "return_tensors must be 'pt' or None, got 'np'"),
+        ({"return_tensors": "tf"}, None, ValueError, "return_tensors must be 'pt', 'np' or None, got 'tf'"),
         ({"device": "nodevice"}, None, ValueError, "device: 'nodevice' is not a torch device"),
         ({}, np.zeros((16, 16, 3), np.uint8), ValueError, r"channels-last RGB\(A\) image"),
         ({}, [np.zeros((16, 16, 3), np.uint8)], ValueError, r"images\[0\]: shape \(16, 16, 3\) looks like"),
@@ -459,6 +533,14 @@ def _odd():
         ({}, [], ValueError, "images: got an empty list"),
         ({}, "http://localhost/raw.tif", ValueError, "URLs are not read"),
         ({}, Image.new("RGB", (16, 16)), ValueError, "got a PIL image in mode 'RGB'"),
+        ({}, Image.new("1", (16, 16)), ValueError, "got a PIL image in mode '1'"),
+        # 8-bit data: a developed picture, not a raw frame, unless raw_scale says so.
+        ({}, np.full((2, 16, 16), 122, np.uint8), ValueError, r"images: 8-bit data \(dtype uint8\).* raw_scale=255"),
+        ({}, Image.new("L", (16, 16), 122), ValueError, r"images\[0\]: 8-bit data \(dtype uint8\).*mode 'L'"),
+        ({}, [raws(1)[0], np.zeros((16, 16), np.uint8)], ValueError, r"images\[1\]: 8-bit data"),
+        ({}, torch.zeros(16, 16, dtype=torch.uint8), ValueError, r"8-bit data \(dtype uint8\)"),
+        ({}, np.zeros((16, 16), np.int8), ValueError, r"8-bit data \(dtype int8\)"),
+        ({"raw_scale": 4095}, np.zeros((16, 16), np.uint8), ValueError, r"up to raw_scale=4095"),
     ],
 )
 def test_bad_arguments_and_inputs_raise_clear_errors(proc, kwargs, images, error, match):

@@ -31,7 +31,14 @@ class RawImageClassificationPipeline(ImageClassificationPipeline):
     reads raw files itself and runs the ISP on the pipeline's device. Use it as
     ``pipeline("image-classification", model=..., image_processor=RawISPImageProcessor(...),
     pipeline_class=RawImageClassificationPipeline)`` or ``pipeline("raw-image-classification", ...)``.
+
+    It never loads a video processor: ``pipeline()`` tries one for every pipeline class that
+    leaves ``_load_video_processor`` unset (``ImageClassificationPipeline`` does), and on a folder
+    whose processor has an ``auto_map`` that attempt asks whether to run custom code (see
+    ``raw_isp.models.processor._NO_VIDEO_NOTE``).
     """
+
+    _load_video_processor = False
 
     def preprocess(self, image: Any, timeout: float | None = None) -> BatchFeature:
         if not isinstance(self.image_processor, RawISPImageProcessor):

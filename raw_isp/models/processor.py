@@ -16,7 +16,16 @@ Loading with ``AutoImageProcessor``
     offline and without ``trust_remote_code``. ``save_pretrained`` also writes a two-line module
     (``image_processing_raw_isp.py``, which only imports this class from the installed package)
     and an ``auto_map`` entry, so a process that has not imported :mod:`raw_isp` can still load the
-    folder with ``AutoImageProcessor.from_pretrained(folder, trust_remote_code=True)``.
+    folder with ``AutoImageProcessor.from_pretrained(folder, trust_remote_code=True)``. A saved
+    setting this version does not know is left out with a warning (:meth:`~RawISPImageProcessor.from_dict`).
+    A third file, ``video_preprocessor_config.json``, only says that there is no video processor:
+    without it ``transformers.pipeline()`` would ask whether to run custom code (see
+    ``_NO_VIDEO_NOTE``).
+
+Input
+    Raw frames only: 8-bit data (uint8 arrays, PIL images in mode "L", RGB pictures) is refused
+    with a message, because it is almost always a picture that has been developed already; an
+    8-bit raw mosaic is developed when ``raw_scale`` says so (``raw_scale=255``).
 
 Pipelines
     ``transformers.pipeline("image-classification", ...)`` decodes a file path with PIL and
@@ -77,6 +86,25 @@ _SHIM_SOURCE = (
     "from raw_isp.models.processor import RawISPImageProcessor  # noqa: F401\n"
 )
 _AUTO_MAP = {"AutoImageProcessor": f"{_SHIM_MODULE}.RawISPImageProcessor"}
+# transformers' VIDEO_PROCESSOR_NAME (not importable from transformers 4.x before video processors).
+_VIDEO_CONFIG_NAME = "video_preprocessor_config.json"
+#: Content of the ``video_preprocessor_config.json`` that save_pretrained writes. Why: for every
+#: vision task, ``transformers.pipeline()`` also tries ``AutoVideoProcessor.from_pretrained``
+#: (an optional component; failures are ignored). In a folder without a video processor config,
+#: AutoVideoProcessor reads ``preprocessor_config.json`` and, for backward compatibility, turns its
+#: ``auto_map["AutoImageProcessor"]`` into a video-processor class reference; nothing local matches
+#: that name, so it counts as remote code and ``resolve_trust_remote_code`` asks "Do you wish to
+#: run the custom code? [y/N]" (15 s in a terminal), even after ``import raw_isp``. With this file
+#: present AutoVideoProcessor reads it instead, finds no video processor and gives up quietly.
+#: The ``auto_map`` itself must stay in ``preprocessor_config.json``: it is what lets a process
+#: without raw_isp load the processor with ``trust_remote_code=True``.
+_NO_VIDEO_NOTE = {
+    "raw_isp_note": (
+        "No video processor. Written by raw_isp.RawISPImageProcessor.save_pretrained so that transformers' "
+        "AutoVideoProcessor reads this file instead of preprocessor_config.json, whose auto_map (for "
+        "AutoImageProcessor) it would otherwise take for remote video code and ask whether to run it."
+    )
+}
 # What to_dict / save_pretrained store (all JSON values).
 _SETTINGS = (
     "isp", "camera", "raw_scale", "do_resize", "size", "resize_mode", "do_normalize", "image_mean", "image_std",
@@ -220,9 +248,21 @@ def _check_return_tensors(return_tensors: Any) -> str | None:
     if return_tensors is None:
         return None
     value = getattr(return_tensors, "value", return_tensors)  # transformers.TensorType
-    if value != "pt":
-        raise ValueError(f"return_tensors must be 'pt' or None, got {return_tensors!r}")
-    return "pt"
+    if value not in ("pt", "np"):
+        raise ValueError(f"return_tensors must be 'pt', 'np' or None, got {return_tensors!r}")
+    return value
+
+
+def _package(data: dict[str, torch.Tensor], return_tensors: str | None) -> BatchFeature:
+    """Batched outputs as ``return_tensors`` asks: "pt" stacked tensors where they were
+    computed; "np" stacked numpy arrays; None a list of one numpy array per image (what
+    transformers' ViTImageProcessor returns)."""
+    if return_tensors == "pt":
+        return BatchFeature(data=data, tensor_type="pt")
+    arrays = {key: value.cpu().numpy() for key, value in data.items()}
+    if return_tensors == "np":
+        return BatchFeature(data=arrays, tensor_type="np")
+    return BatchFeature(data={key: list(value) for key, value in arrays.items()})
 
 
 # ---------------------------------------------------------------------------- input reading
@@ -240,7 +280,7 @@ def _to_tensor(item: Any, where: str) -> torch.Tensor:
     """One 2-D (or, for the whole input, 3-D) array-like as a torch tensor of its own dtype."""
     mode = _describe_pil(item)
     if mode is not None:
-        if mode in ("RGB", "RGBA", "P", "CMYK", "YCbCr", "LAB", "HSV", "LA", "PA", "RGBX"):
+        if mode in ("RGB", "RGBA", "P", "CMYK", "YCbCr", "LAB", "HSV", "LA", "PA", "RGBX", "1"):
             raise ValueError(
                 f"{where}: got a PIL image in mode {mode!r}, but RawISPImageProcessor takes raw Bayer mosaics "
                 "(a single-channel uint16 array, tensor, or the path of a raw TIFF/DNG). If this came from "
@@ -248,7 +288,9 @@ def _to_tensor(item: Any, where: str) -> torch.Tensor:
                 "decoded the file to 8-bit RGB: call the pipeline on raw_isp.read_raw(path) instead, or build it "
                 "with pipeline_class=raw_isp.models.pipelines.RawImageClassificationPipeline"
             )
-        item = np.asarray(item)  # single-channel modes ("I;16", "I", "F", "L") hold the raw values
+        # Single-channel modes ("I;16", "I", "F") hold the raw values; "L" (8-bit) is refused
+        # later unless raw_scale says the data are 8-bit (_refuse_8_bit).
+        item = np.asarray(item)
     if isinstance(item, torch.Tensor):
         t = item.detach()
     elif isinstance(item, (np.ndarray, list, tuple)):
@@ -273,6 +315,24 @@ def _to_tensor(item: Any, where: str) -> torch.Tensor:
     if t.dtype == torch.bool or t.is_complex():
         raise TypeError(f"{where}: raw values must be integer or floating point, got dtype {t.dtype}")
     return t
+
+
+def _refuse_8_bit(tensors: list[torch.Tensor], batched: bool, raw_scale: float) -> None:
+    """8-bit input (uint8 / int8: a PIL "L" image, a PNG or JPEG) is almost always a developed
+    picture, not a sensor frame; divided by the 16-bit white level it would come out nearly black.
+    It is developed only when ``raw_scale`` declares 8-bit data (at most 255)."""
+    if raw_scale <= 255:
+        return
+    for i, t in enumerate(tensors):
+        if t.dtype in (torch.uint8, torch.int8):
+            where = "images" if batched else f"images[{i}]"
+            raise ValueError(
+                f"{where}: 8-bit data (dtype {str(t.dtype).removeprefix('torch.')}), but RawISPImageProcessor develops "
+                f"raw sensor frames: integer digital numbers up to raw_scale={raw_scale:g} (16-bit by default) or "
+                "floats in [0, 1]. 8-bit data is usually an already developed picture (a PIL image in mode 'L', a "
+                "PNG or JPEG). Pass the raw frame instead (raw_isp.read_raw(path), or the uint16 'image' column of "
+                "the dataset); if this really is an 8-bit raw mosaic, say so with raw_scale=255"
+            )
 
 
 def _check_mosaic_shape(t: torch.Tensor, where: str, batched: bool) -> None:
@@ -338,6 +398,25 @@ def _gather(images: Any, name: str, pattern: str | None) -> tuple[list[torch.Ten
         f"{name}: expected a raw mosaic (numpy array, torch tensor, single-channel PIL image, file path) or a "
         f"list of them, got {type(images).__name__}"
     )
+
+
+def _write_atomic(path: str, text: str) -> None:
+    tmp = f"{path}.tmp{os.getpid()}"
+    with open(tmp, "w", encoding="utf-8") as fh:
+        fh.write(text)
+    os.replace(tmp, path)
+
+
+def _is_our_video_note(path: str) -> bool:
+    """True if ``path`` is absent or a note written by save_pretrained (so it may be written)."""
+    if not os.path.exists(path):
+        return True
+    try:
+        with open(path, encoding="utf-8") as fh:
+            content = json.load(fh)
+    except (OSError, ValueError):
+        return False
+    return isinstance(content, dict) and set(content) == set(_NO_VIDEO_NOTE)
 
 
 def _as_spec(value: Any) -> Any:
@@ -469,29 +548,56 @@ class RawISPImageProcessor(BaseImageProcessor):
         settings = json.loads(json.dumps({key: getattr(self, key) for key in _SETTINGS}))
         return {"image_processor_type": type(self).__name__, "auto_map": dict(_AUTO_MAP), **settings}
 
+    @classmethod
+    def from_dict(cls, image_processor_dict: dict[str, Any], **kwargs: Any) -> RawISPImageProcessor:
+        """Build from saved settings (``from_pretrained`` passes the content of
+        ``preprocessor_config.json`` here).
+
+        Keys that this version does not know (written by a newer version, or added by another
+        tool) are left out with a ``UserWarning`` instead of failing, so a saved folder keeps
+        loading across versions as transformers' own image processors do. Calling the
+        constructor with an unknown setting is still a ``TypeError`` (a typo there is a bug).
+        """
+        known = set(inspect.signature(cls.__init__).parameters) - {"self", "kwargs"}
+        unknown = sorted(set(image_processor_dict) - known - set(_SERVICE_KEYS))
+        if unknown:
+            warnings.warn(
+                f"{cls.__name__}: ignoring saved settings that this version of raw_isp does not know: {unknown} "
+                "(probably written by a newer version); the processor is built from the others",
+                UserWarning,
+                stacklevel=2,
+            )
+            image_processor_dict = {k: v for k, v in image_processor_dict.items() if k not in unknown}
+        return super().from_dict(image_processor_dict, **kwargs)
+
     def save_pretrained(
         self, save_directory: str | os.PathLike, push_to_hub: bool = False, **kwargs: Any
     ) -> list[str]:
-        """Write ``preprocessor_config.json`` and the ``image_processing_raw_isp.py`` import shim.
+        """Write ``preprocessor_config.json``, the ``image_processing_raw_isp.py`` import shim
+        and ``video_preprocessor_config.json`` (a note that there is no video processor).
 
         The shim lets ``AutoImageProcessor.from_pretrained(folder, trust_remote_code=True)``
         work in a process that has not imported :mod:`raw_isp`; with ``import raw_isp`` the
-        registered class is used and ``trust_remote_code`` is not needed.
+        registered class is used and ``trust_remote_code`` is not needed. The video note keeps
+        ``transformers.pipeline()`` from asking about custom code: see :data:`_NO_VIDEO_NOTE`.
+        A ``video_preprocessor_config.json`` of another origin in the folder is left as it is.
         """
         if os.path.isfile(save_directory):
             raise ValueError(f"save_directory: {os.fspath(save_directory)} is a file, not a folder")
         os.makedirs(save_directory, exist_ok=True)
         shim = os.path.join(save_directory, f"{_SHIM_MODULE}.py")
-        tmp = f"{shim}.tmp{os.getpid()}"
-        with open(tmp, "w", encoding="utf-8") as fh:
-            fh.write(_SHIM_SOURCE)
-        os.replace(tmp, shim)
+        _write_atomic(shim, _SHIM_SOURCE)
+        written = [shim]
+        video = os.path.join(save_directory, _VIDEO_CONFIG_NAME)
+        if _is_our_video_note(video):
+            _write_atomic(video, json.dumps(_NO_VIDEO_NOTE, indent=2) + "\n")
+            written.append(video)
         files = super().save_pretrained(save_directory, push_to_hub=False)
         if push_to_hub:
             # push_to_hub saves into a temporary folder (shim included) and uploads all of it.
             repo_id = kwargs.pop("repo_id", os.path.basename(os.path.abspath(save_directory)))
             self.push_to_hub(repo_id, **kwargs)
-        return [*files, shim]
+        return [*files, *written]
 
     @classmethod
     def register_for_auto_class(cls, auto_class: str | type = "AutoImageProcessor") -> None:
@@ -532,18 +638,23 @@ class RawISPImageProcessor(BaseImageProcessor):
                 H and W as the raws; resized with nearest-neighbour and returned as ``labels``.
             isp, camera, raw_scale, do_resize, size, resize_mode, do_normalize, image_mean,
                 image_std: override the stored settings for this call only.
-            return_tensors: ``"pt"`` (stacked tensors) or None (lists of per-image tensors).
-            device: where the ISP runs (e.g. ``"cpu"``, ``"cuda"``); the outputs stay there.
+            return_tensors: ``"pt"`` (default: stacked torch tensors, on ``device``), ``"np"``
+                (stacked numpy arrays) or None (a list of one numpy array per image, as
+                transformers' ``ViTImageProcessor`` returns). The default differs from ViT's
+                (None) because the ISP runs in torch and the output feeds a torch model.
+            device: where the ISP runs (e.g. ``"cpu"``, ``"cuda"``); ``"pt"`` outputs stay there.
                 Default: the device of a tensor input, else the CPU.
 
         Returns:
             ``BatchFeature`` with ``pixel_values`` float32 ``(B, 3, h, w)`` and, with
-            segmentation maps, ``labels`` int64 ``(B, h, w)``.
+            segmentation maps, ``labels`` int64 ``(B, h, w)`` (for ``return_tensors=None``:
+            lists of B arrays ``(3, h, w)`` and ``(h, w)``).
 
         Raises:
             ValueError / TypeError naming the argument: unknown ISP variant or camera, bad
-            size, RGB images, odd or mixed sizes, negative or non-finite values, integers above
-            ``raw_scale``, floats above 1, unsupported ``return_tensors``.
+            size, RGB images, 8-bit data (unless ``raw_scale <= 255``), odd or mixed sizes,
+            negative or non-finite values, integers above ``raw_scale``, floats above 1,
+            unsupported ``return_tensors``.
         """
         opts = self._options(
             isp=isp, camera=camera, raw_scale=raw_scale, do_resize=do_resize, size=size, resize_mode=resize_mode,
@@ -562,15 +673,15 @@ class RawISPImageProcessor(BaseImageProcessor):
         with torch.no_grad():
             rgb = self._finish(isp_module(raw), opts)
 
-        data: dict[str, Any] = {"pixel_values": rgb if return_tensors else list(rgb)}
+        data: dict[str, torch.Tensor] = {"pixel_values": rgb}
         if segmentation_maps is not None:
-            labels = self._labels(segmentation_maps, raw.shape, opts, dev)
-            data["labels"] = labels if return_tensors else list(labels)
-        return BatchFeature(data=data, tensor_type=return_tensors)
+            data["labels"] = self._labels(segmentation_maps, raw.shape, opts, dev)
+        return _package(data, return_tensors)
 
     @staticmethod
     def _normalise(tensors: list[torch.Tensor], batched: bool, raw_scale: float, device: torch.device) -> torch.Tensor:
         """Float32 ``(B, H, W)`` on ``device`` in [0, 1]; checks ranges per image."""
+        _refuse_8_bit(tensors, batched, raw_scale)
         # Integer DN -> [0, 1] on the host, before moving (accelerators have few uint16
         # kernels), by the one conversion (raw_isp.io.raw_to_unit); floats pass through.
         integer = [not t.is_floating_point() for t in tensors]
