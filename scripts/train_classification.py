@@ -3,7 +3,8 @@
 
 Run with no arguments to train the small default (ViT-Tiny width and depth, patch 32, random
 weights, offline) on synthetic Raw-Microscopy; ``accelerate launch`` runs it on several processes
-or GPUs. All options: ``python scripts/train_classification.py --help``. Examples::
+or GPUs. All options: ``python scripts/train_classification.py --help``
+(:class:`raw_isp.training.RawTrainingArguments`). Examples::
 
     accelerate launch scripts/train_classification.py
     accelerate launch scripts/train_classification.py --data_dir /data/raw-microscopy --isp parametrized
@@ -13,11 +14,8 @@ or GPUs. All options: ``python scripts/train_classification.py --help``. Example
 """
 
 import sys
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from raw_training import main  # noqa: E402
+from raw_isp.training.cli import main
 
 if __name__ == "__main__":
     sys.exit(main("classification"))

@@ -2,8 +2,10 @@
 """Fine-tune a SegFormer on Raw-Drone car segmentation with the ISP as the model's first module.
 
 Run with no arguments to train the default (SegFormer MiT-b0 size, random weights, offline) on
-synthetic Raw-Drone tiles; ``accelerate launch`` runs it on several processes or GPUs. All
-options: ``python scripts/train_segmentation.py --help``. Examples::
+synthetic Raw-Drone tiles; ``accelerate launch`` runs it on several processes or GPUs. Any
+transformers semantic-segmentation model works (``--model_name_or_path`` a Hub id or a local
+folder). All options: ``python scripts/train_segmentation.py --help``
+(:class:`raw_isp.training.RawTrainingArguments`). Examples::
 
     accelerate launch scripts/train_segmentation.py
     accelerate launch scripts/train_segmentation.py --data_dir /data/raw-drone --isp learned
@@ -11,11 +13,8 @@ options: ``python scripts/train_segmentation.py --help``. Examples::
 """
 
 import sys
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from raw_training import main  # noqa: E402
+from raw_isp.training.cli import main
 
 if __name__ == "__main__":
     sys.exit(main("segmentation"))

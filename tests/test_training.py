@@ -1,4 +1,5 @@
-"""The accelerate training scripts: a few steps on tiny synthetic data with tiny models."""
+"""The accelerate training loop (raw_isp.training) and the training scripts: a few steps on tiny
+synthetic data with tiny models."""
 
 import json
 import os
@@ -11,11 +12,11 @@ import pytest
 import torch
 
 import raw_isp
+from raw_isp.training import (OptionError, TrainingCallback, parse_training_args, train, write_outputs)
+from raw_isp.training.cli import main as train_main
+from raw_isp.training.data import load_splits
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "scripts"))
-
-import raw_training  # noqa: E402
 
 MICRO = ["--num_examples", "60", "--model_name_or_path", "vit-micro", "--per_device_train_batch_size", "8",
          "--per_device_eval_batch_size", "6", "--logging_steps", "1"]
@@ -31,7 +32,7 @@ def cache(tmp_path_factory):
 
 def run(task, out, cache, *extra):
     argv = ["--output_dir", str(out), "--cache_dir", cache, *extra]
-    assert raw_training.main(task, argv) == 0
+    assert train_main(task, argv) == 0
     return json.loads((Path(out) / "all_results.json").read_text())
 
 
@@ -41,7 +42,7 @@ def test_classification_learns_writes_and_reloads_with_auto_classes(tmp_path, ca
     out = tmp_path / "cls"
     results = run("classification", out, cache, *MICRO, "--max_train_samples", "16", "--per_device_train_batch_size",
                   "16", "--max_train_steps", "12", "--learning_rate", "3e-3", "--augment", "none",
-                  "--isp", "static:ma_s_me")
+                  "--isp", "static:ma_s_me", "--hub_token", "hf_secret_value")
     printed = capsys.readouterr().out
     assert "test: accuracy" in printed and "macro_f1" in printed
     history = [h for h in json.loads((out / "train_history.json").read_text()) if "train_loss" in h]
@@ -56,6 +57,10 @@ def test_classification_learns_writes_and_reloads_with_auto_classes(tmp_path, ca
         assert (out / name).is_file(), name
     card = (out / "README.md").read_text()
     assert "static:ma_s_me" in card and f"{results['test_accuracy']:.4f}" in card
+    assert "pipeline_tag: image-classification" in card
+    saved = (out / "training_args.json").read_text()
+    assert "hf_secret_value" not in saved and "hub_token" not in saved
+    assert json.loads((out / "isp_config.json").read_text())["task"] == "classification"
 
     # Reload with the Auto classes and predict on a raw TIFF: same logits as the project's loader.
     raws = (np.random.default_rng(1).random((2, 256, 256)) * 30000 + 2000).astype(np.uint16)
@@ -67,7 +72,7 @@ def test_classification_learns_writes_and_reloads_with_auto_classes(tmp_path, ca
         auto_logits = model(**processor(str(tmp_path / "frame.tiff"))).logits
         raw_model, info = raw_isp.models.modeling.load_raw_model(out)
         own_logits = raw_model(torch.from_numpy(raws[:1])).logits
-    assert info["isp"] == "static:ma_s_me"
+    assert info["isp"] == "static:ma_s_me" and info["task"] == "classification"
     torch.testing.assert_close(auto_logits, own_logits, atol=1e-5, rtol=1e-5)
 
 
@@ -115,69 +120,130 @@ def test_segmentation_learns_writes_and_reloads(tmp_path, cache):
     raws = torch.from_numpy((np.random.default_rng(4).random((2, 256, 256)) * 40000).astype(np.uint16))
     processor = AutoImageProcessor.from_pretrained(out)
     auto = AutoModelForSemanticSegmentation.from_pretrained(out).eval()
-    model, _ = raw_isp.models.modeling.load_raw_model(out)
+    model, info = raw_isp.models.modeling.load_raw_model(out)
+    assert info["task"] == "segmentation"
     with torch.no_grad():
         torch.testing.assert_close(auto(**processor(raws)).logits, model(raws).logits, atol=1e-5, rtol=1e-5)
     masks = processor.post_process_semantic_segmentation(auto(**processor(raws)), target_sizes=[(256, 256)] * 2)
     assert masks[0].shape == (256, 256)
+
+    # A folder saved before the task was recorded still loads as what it is.
+    info_file = out / "isp_config.json"
+    old = json.loads(info_file.read_text())
+    del old["task"]
+    info_file.write_text(json.dumps(old))
+    model, info = raw_isp.models.modeling.load_raw_model(out)
+    assert info["task"] == "segmentation" and type(model.model).__name__ == "SegformerForSemanticSegmentation"
+
+
+def test_a_segmentation_model_of_another_architecture_round_trips(tmp_path, cache):
+    # A local, random-init BEiT with an UperNet head (any transformers semantic-segmentation
+    # model): trained behind the ISP, saved, and reloaded as a segmentation model by the task
+    # recorded in isp_config.json, even when its config does not name its architecture.
+    from transformers import BeitConfig, BeitForSemanticSegmentation
+
+    base = tmp_path / "beit-tiny"
+    config = BeitConfig(image_size=256, patch_size=32, hidden_size=32, num_hidden_layers=4, num_attention_heads=2,
+                        intermediate_size=64, out_indices=[1, 2, 3, 4], use_auxiliary_head=False, pool_scales=[1, 2],
+                        num_labels=2)
+    BeitForSemanticSegmentation(config).save_pretrained(base)
+    out = tmp_path / "seg"
+    drone = [a if a != "segformer-micro" else str(base) for a in DRONE]
+    results = run("segmentation", out, cache, *drone, "--max_train_steps", "2")
+    assert "test_mean_iou" in results
+    config_file = out / "config.json"
+    saved = json.loads(config_file.read_text())
+    saved.pop("architectures", None)
+    config_file.write_text(json.dumps(saved))
+    model, info = raw_isp.models.modeling.load_raw_model(out)
+    assert info["task"] == "segmentation" and isinstance(model.model, BeitForSemanticSegmentation)
+    raws = torch.from_numpy((np.random.default_rng(5).random((2, 256, 256)) * 40000).astype(np.uint16))
+    with torch.no_grad():
+        logits = model(raws).logits
+    assert logits.ndim == 4 and logits.shape[:2] == (2, 2)
+    assert "pipeline_tag: image-segmentation" in (out / "README.md").read_text()
 
 
 class Killed(Exception):
     pass
 
 
-def test_killed_and_resumed_run_ends_like_an_uninterrupted_one(tmp_path, cache, monkeypatch):
+class KillAt(TrainingCallback):
+    """Stops the run right after the checkpoint of ``step`` (as a kill would)."""
+
+    def __init__(self, step):
+        self.step, self.checkpoints = step, []
+
+    def on_checkpoint(self, step, folder):
+        self.checkpoints.append(Path(folder).name)
+        if step == self.step:
+            raise Killed
+
+
+def test_killed_and_resumed_run_ends_like_an_uninterrupted_one(tmp_path, cache, capsys):
     common = [*MICRO, "--max_train_steps", "6", "--checkpointing_steps", "2", "--per_device_train_batch_size", "10"]
     full = run("classification", tmp_path / "full", cache, *common)
 
-    def kill(step):
-        if step == 4:
-            raise Killed
-
-    monkeypatch.setattr(raw_training, "_after_checkpoint", kill)
+    killed = tmp_path / "resumed"
+    args = parse_training_args("classification", ["--output_dir", str(killed), "--cache_dir", cache, *common])
+    kill = KillAt(4)
     with pytest.raises(Killed):
-        run("classification", tmp_path / "resumed", cache, *common)
-    assert not (tmp_path / "resumed" / "all_results.json").exists()
-    monkeypatch.undo()
-    assert sorted(p.name for p in (tmp_path / "resumed").glob("step_*")) == ["step_2", "step_4"]
-    resumed = run("classification", tmp_path / "resumed", cache, *common, "--resume_from_checkpoint")
+        train(args, callbacks=[kill])
+    assert kill.checkpoints == ["step_2", "step_4"] and not (killed / "all_results.json").exists()
+    assert sorted(p.name for p in killed.glob("step_*")) == ["step_2", "step_4"]
+
+    # Re-running the command without --resume_from_checkpoint is refused and deletes nothing.
+    assert train_main("classification", ["--output_dir", str(killed), "--cache_dir", cache, *common]) == 2
+    assert "--resume_from_checkpoint to continue" in capsys.readouterr().err
+    assert sorted(p.name for p in killed.glob("step_*")) == ["step_2", "step_4"]
+
+    resumed = run("classification", killed, cache, *common, "--resume_from_checkpoint")
     assert resumed["train_steps"] == full["train_steps"] == 6
     for key in ("eval_accuracy", "eval_loss", "test_accuracy", "test_macro_f1", "test_loss"):
         assert resumed[key] == pytest.approx(full[key], abs=1e-6), key
+    assert json.loads((killed / "training_args.json").read_text())["resume_from_checkpoint"] == str(killed / "step_4")
 
 
 @pytest.mark.parametrize("argv, message", [
-    (["--isp", "static:xx_s_ga"], "unknown variant 'xx_s_ga'"),
+    (["--isp", "static:xx_s_ga"], "--isp: isp 'static:xx_s_ga': unknown variant 'xx_s_ga'"),
     (["--isp", "fancy"], "unknown kind 'fancy'"),
     (["--intensity", "1.5"], "--intensity must be in (0, 1]"),
     (["--intensity", "0"], "--intensity must be in (0, 1]"),
     (["--intensity", "0.3"], "captured at"),
     (["--data_dir", "/no/such/folder"], "--data_dir /no/such/folder: no such file or folder"),
     (["--checkpointing_steps", "-3"], "--checkpointing_steps"),
+    (["--per_device_train_batch_size", "0"], "--per_device_train_batch_size must be a positive integer"),
+    (["--frame_size", "512"], "--frame_size takes two positive integers"),
+    (["--camera", "phone"], "--camera 'phone'"),
+    (["--dataset", "imagenet"], "invalid choice"),
+    (["--task", "segmentation"], "--task: this command trains classification"),
+    (["--no_such_option", "1"], "--no_such_option"),
 ])
 def test_bad_arguments_fail_before_training(argv, message, tmp_path, capsys):
     with pytest.raises(SystemExit):
-        raw_training.parse_args("classification", ["--output_dir", str(tmp_path), *argv])
+        parse_training_args("classification", ["--output_dir", str(tmp_path / "out"), *argv])
     assert message in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
 
 
 def test_corrupt_or_missing_checkpoint_is_refused(tmp_path, capsys):
-    with pytest.raises(SystemExit):
-        raw_training.parse_args("classification", ["--output_dir", str(tmp_path), "--resume_from_checkpoint"])
+    never = tmp_path / "no_cache"  # the data is never loaded
+    argv = ["--output_dir", str(tmp_path), "--cache_dir", str(never), "--resume_from_checkpoint"]
+    assert train_main("classification", argv) == 2
     assert "no checkpoint" in capsys.readouterr().err
     bad = tmp_path / "step_5"
     bad.mkdir()
     (bad / "trainer_state.json").write_text("{not json")
-    with pytest.raises(SystemExit):
-        raw_training.parse_args("classification", ["--output_dir", str(tmp_path), "--resume_from_checkpoint"])
+    assert train_main("classification", argv) == 2
     assert "step_5" in (err := capsys.readouterr().err) and "corrupt" in err
+    assert not never.exists()
     (bad / "trainer_state.json").write_text('{"completed_steps": 5, "epoch": 0}')
     (bad / "model.safetensors").write_bytes(b"garbage")
     (bad / "optimizer.bin").write_bytes(b"garbage")
-    args = raw_training.parse_args("classification", ["--output_dir", str(tmp_path), "--resume_from_checkpoint",
-                                                      "--num_examples", "30", "--model_name_or_path", "vit-micro"])
-    with pytest.raises(SystemExit, match="cannot load it"):
-        raw_training.train(args, splits=_tiny_splits())
+    args = parse_training_args("classification", ["--output_dir", str(tmp_path), "--resume_from_checkpoint",
+                                                  "--num_examples", "30", "--model_name_or_path", "vit-micro"])
+    with pytest.raises(OptionError, match="cannot load it"):
+        train(args, splits=_tiny_splits())
 
 
 def _tiny_splits():
@@ -189,15 +255,6 @@ def _tiny_splits():
     make = lambda n: datasets.Dataset.from_dict(  # noqa: E731
         {"image": (rng.random((n, 64, 64)) * 60000).astype(np.uint16), "label": rng.integers(0, 2, n)}, features=feats)
     return datasets.DatasetDict(train=make(8), validation=make(4), test=make(4))
-
-
-def test_a_fresh_run_replaces_an_earlier_one(tmp_path, cache):
-    stale = tmp_path / "step_99"
-    stale.mkdir()
-    (stale / "trainer_state.json").write_text('{"completed_steps": 99, "epoch": 9}')
-    (tmp_path / "all_results.json").write_text('{"test_accuracy": 2.0}')
-    results = run("classification", tmp_path, cache, *MICRO, "--max_train_steps", "1")
-    assert results["train_steps"] == 1 and not stale.exists()
 
 
 def _launch(tmp_path, cache, nproc, out, *extra):
@@ -216,8 +273,8 @@ def _launch(tmp_path, cache, nproc, out, *extra):
 
 def test_two_processes_give_the_same_metrics_as_one(tmp_path, cache):
     # Warm the dataset cache in this process so the launched runs only read it.
-    raw_training.load_splits(raw_training.parse_args("classification", ["--cache_dir", cache, *MICRO,
-                                                                         "--output_dir", str(tmp_path / "x")]))
+    load_splits(parse_training_args("classification", ["--cache_dir", cache, *MICRO,
+                                                       "--output_dir", str(tmp_path / "x")]))
     # 18 validation / 18 test samples in batches of 6 per process: the second process gets a
     # short last batch that accelerate pads; gather_for_metrics must drop the padding.
     # No augmentation: its flips are drawn per process batch.
@@ -252,3 +309,29 @@ def test_both_scripts_train_on_a_local_copy_in_the_real_layout(tmp_path, cache):
                   "--model_name_or_path", "segformer-micro", "--max_train_steps", "2",
                   "--per_device_train_batch_size", "4")
     assert results["train_samples"] > 0 and "test_mean_iou" in results and len(frames) == 10
+
+
+def test_library_run_writes_the_same_folder_as_the_script(tmp_path, cache):
+    # What the drift scripts do: parse, train with callbacks, write; the callback sees every validation.
+    class Seen(TrainingCallback):
+        def __init__(self):
+            self.evaluations, self.logs, self.end = [], 0, None
+
+        def on_evaluate(self, step, epoch, metrics):
+            self.evaluations.append((step, epoch, metrics["accuracy"]))
+
+        def on_log(self, step, logs):
+            self.logs += 1
+
+        def on_train_end(self, results):
+            self.end = results
+
+    args = parse_training_args("classification", ["--output_dir", str(tmp_path / "lib"), "--cache_dir", cache,
+                                                  *MICRO, "--max_train_samples", "16", "--num_train_epochs", "2"])
+    seen = Seen()
+    result = train(args, callbacks=[seen])
+    write_outputs(args, result)
+    assert [(s, e) for s, e, _ in seen.evaluations] == [(2, 0), (4, 1)]
+    assert seen.logs == 4 and seen.end == result.results
+    assert seen.evaluations[-1][2] == pytest.approx(result.results["eval_accuracy"])
+    assert json.loads((tmp_path / "lib" / "all_results.json").read_text()) == json.loads(json.dumps(result.results))

@@ -17,6 +17,8 @@ The ISP is one of (``--isp`` in the training scripts, :func:`parse_isp`):
 model (``save_pretrained``, safetensors), a :class:`raw_isp.RawISPImageProcessor` that replays
 the training view (static and parametrized ISPs), and the ISP itself (``isp_config.json`` +
 ``isp.safetensors``), which :func:`load_raw_model` reads back for every kind of ISP.
+``isp_config.json`` records the task, so :func:`load_raw_model` picks the task's ``Auto`` class
+from the registry (:mod:`raw_isp.training.registry`) for any architecture.
 """
 
 from __future__ import annotations
@@ -182,9 +184,12 @@ def task_outputs(logits: torch.Tensor, labels: torch.Tensor, task: str) -> tuple
     the project scores it: classification ``logits (B, C)``, ``labels (B,)`` -> predictions
     ``(B,)``; segmentation ``logits (B, C, h, w)``, ``labels (B, H, W)`` -> logits upsampled to
     (H, W) once, loss averaged over pixels, predictions ``(B, H, W)``."""
-    logits = logits.float() if task == "classification" else logits_at(logits, labels.shape[-2:])
+    from ..training.registry import get_task
+
+    dense = get_task(task).dense
+    logits = logits_at(logits, labels.shape[-2:]) if dense else logits.float()
     losses = torch.nn.functional.cross_entropy(logits, labels, reduction="none")
-    if task != "classification":
+    if dense:
         losses = losses.flatten(1).mean(1)
     return losses, logits.argmax(1)
 
@@ -223,12 +228,12 @@ def build_task_model(task: str, model: str, label_names: list[str], image_size: 
     ``from_pretrained`` takes (a Hub id such as ``google/vit-base-patch16-224-in21k`` or
     ``nvidia/mit-b0``, or a local folder); a pretrained head is replaced to fit the labels.
     """
-    from transformers import (AutoConfig, AutoModelForImageClassification, AutoModelForSemanticSegmentation,
-                              SegformerConfig, SegformerForSemanticSegmentation, ViTConfig,
+    from transformers import (AutoConfig, SegformerConfig, SegformerForSemanticSegmentation, ViTConfig,
                               ViTForImageClassification)
 
-    if task not in _TASK_TYPES:
-        raise ValueError(f"task must be 'classification' or 'segmentation', got {task!r}")
+    from ..training.registry import get_task
+
+    auto = get_task(task).auto_model_class()
     labels = {"id2label": dict(enumerate(label_names)), "label2id": {n: i for i, n in enumerate(label_names)}}
     if model in MODEL_PRESETS:
         preset = dict(MODEL_PRESETS[model])
@@ -239,7 +244,6 @@ def build_task_model(task: str, model: str, label_names: list[str], image_size: 
         if kind == "vit":
             return ViTForImageClassification(ViTConfig(image_size=image_size, **preset, **labels))
         return SegformerForSemanticSegmentation(SegformerConfig(**preset, **labels))
-    auto = AutoModelForImageClassification if task == "classification" else AutoModelForSemanticSegmentation
     try:
         config = AutoConfig.from_pretrained(model, **labels)
     except OSError as err:
@@ -270,15 +274,21 @@ def isp_processor_settings(isp: torch.nn.Module) -> dict[str, Any] | None:
 
 
 def save_raw_model(model: RawISPModel, output_dir: str | os.PathLike, isp_spec: str | IspSpec,
-                   camera: str | CameraPreset, save_function: Any = None) -> list[str]:
+                   camera: str | CameraPreset, save_function: Any = None, task: str | None = None) -> list[str]:
     """Write ``model`` to ``output_dir`` so that the ``Auto`` classes and :func:`load_raw_model` reload it.
 
     Files: the task model (``config.json``, ``model.safetensors``), ``preprocessor_config.json``
     (a :class:`RawISPImageProcessor` replaying the training view; not written for the learned
-    ISP, which it cannot run), ``isp_config.json`` (the ISP spec, camera, pattern, learned-ISP
-    options) and ``isp.safetensors`` (the ISP's parameters, if it has any).
+    ISP, which it cannot run), ``isp_config.json`` (the task, the ISP spec, camera, pattern,
+    learned-ISP options) and ``isp.safetensors`` (the ISP's parameters, if it has any).
+    ``task``: "classification" or "segmentation" (a key of the registry's ``TASKS``); None
+    guesses it from the model's config (:func:`raw_isp.training.registry.guess_task`).
     """
     from safetensors.torch import save_file
+
+    from ..training.registry import get_task, guess_task
+
+    task = get_task(task).name if task is not None else guess_task(model.model.config)
 
     out = Path(output_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -297,6 +307,7 @@ def save_raw_model(model: RawISPModel, output_dir: str | os.PathLike, isp_spec: 
         processor_file.unlink()  # a stale processor from another run would replay the wrong view
     cam = CameraPreset.parse(camera)
     info = {
+        "task": task,
         "isp": str(spec),
         "camera": cam.to_dict(),
         "pattern": getattr(getattr(model.isp, "config", None), "pattern", None) or getattr(model.isp, "pattern", "RGGB"),
@@ -317,9 +328,13 @@ def save_raw_model(model: RawISPModel, output_dir: str | os.PathLike, isp_spec: 
 
 def load_raw_model(path: str | os.PathLike, device: str | torch.device = "cpu") -> tuple[RawISPModel, dict[str, Any]]:
     """Reload a folder written by :func:`save_raw_model` (any ISP kind) as a :class:`RawISPModel`
-    in eval mode on ``device``; also returns the ``isp_config.json`` content."""
+    in eval mode on ``device``; also returns the ``isp_config.json`` content, with ``"task"``
+    (guessed from the model's config for folders saved before the task was recorded). The task
+    model is loaded by the task's ``Auto`` class, so any architecture of the task round-trips."""
     from safetensors.torch import load_file
-    from transformers import AutoConfig, AutoModelForImageClassification, AutoModelForSemanticSegmentation
+    from transformers import AutoConfig
+
+    from ..training.registry import get_task, guess_task
 
     folder = Path(path)
     info_file = folder / ISP_CONFIG_NAME
@@ -331,8 +346,12 @@ def load_raw_model(path: str | os.PathLike, device: str | torch.device = "cpu") 
     except (ValueError, KeyError) as err:
         raise ValueError(f"{info_file}: unreadable ISP description ({err})") from None
     config = AutoConfig.from_pretrained(folder)
-    auto = AutoModelForSemanticSegmentation if config.model_type == "segformer" else AutoModelForImageClassification
-    task_model = auto.from_pretrained(folder)
+    try:
+        task = get_task(info["task"]).name if info.get("task") is not None else guess_task(config)
+    except ValueError as err:
+        raise ValueError(f"{info_file}: {err}") from None
+    info["task"] = task
+    task_model = get_task(task).auto_model_class().from_pretrained(folder)
     camera = CameraPreset.parse(info["camera"])
     isp = build_isp(spec, camera=camera, pattern=info.get("pattern") or "RGGB", learned_options=info.get("learned_options"))
     weights = folder / ISP_WEIGHTS_NAME

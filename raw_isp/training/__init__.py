@@ -1,0 +1,49 @@
+"""Training with the ISP in the loop (accelerate), as a library the scripts are thin layers on.
+
+    registry      TASKS and DATASETS: Auto class, headline metrics, config, label column, camera, ...
+    arguments     RawTrainingArguments (HfArgumentParser; saved as training_args.json), parse_training_args
+    data          load_splits, label_names, EpochBatchSampler, make_loader, flips (augmentation)
+    evaluation    evaluate_views / evaluate_model (one pass, gather_for_metrics), prefixed metrics
+    checkpoints   atomic step_<N> checkpoints, find_checkpoint
+    callbacks     TrainingCallback (on_log, on_evaluate, on_checkpoint), MetricHistory
+    loop          build_model, train -> TrainResult
+    outputs       the output-folder rules, write_outputs
+    card          the model card
+    cli           main(task, argv): what train_classification.py / train_segmentation.py run
+
+Names load on first use (``raw_isp.training.train`` imports the loop then), so that reading the
+registry does not import accelerate or transformers.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+#: Public name -> the submodule that holds it.
+_EXPORTS = {
+    "TASKS": "registry", "DATASETS": "registry", "TaskInfo": "registry", "DatasetInfo": "registry",
+    "DatasetTask": "registry", "get_task": "registry", "get_dataset": "registry", "guess_task": "registry",
+    "RawTrainingArguments": "arguments", "OptionError": "arguments", "TASK_DEFAULTS": "arguments",
+    "TRAINING_ARGS_NAME": "arguments", "build_parser": "arguments", "parse_training_args": "arguments",
+    "load_splits": "data", "label_names": "data", "EpochBatchSampler": "data", "make_loader": "data",
+    "flips": "data",
+    "evaluate_views": "evaluation", "evaluate_model": "evaluation", "prefixed": "evaluation",
+    "find_checkpoint": "checkpoints", "save_checkpoint": "checkpoints",
+    "TrainingCallback": "callbacks", "MetricHistory": "callbacks",
+    "build_model": "loop", "train": "loop", "TrainResult": "loop",
+    "check_output_dir": "outputs", "prepare_output_dir": "outputs", "write_outputs": "outputs",
+    "model_card": "card", "main": "cli",
+}  # fmt: skip
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(f"{__name__}.{_EXPORTS[name]}"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_EXPORTS))

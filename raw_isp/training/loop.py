@@ -1,0 +1,290 @@
+"""The accelerate training loop of the ISP-in-the-loop model.
+
+:func:`train` runs in every process of an ``accelerate launch`` (one process, several GPUs, or
+several CPU processes over gloo) and returns a :class:`TrainResult`. What makes runs repeatable:
+
+* the batch order of epoch ``e`` is ``randperm(n)`` from ``seed + e``
+  (:class:`~raw_isp.training.data.EpochBatchSampler`, set with ``use_epoch``), and the flips of
+  step ``s`` are drawn from ``seed`` and ``s``, so a run resumed from a checkpoint ends with the
+  same model, bit for bit, as an uninterrupted one;
+* checkpoints are written atomically (:mod:`~raw_isp.training.checkpoints`);
+* metrics are gathered with ``gather_for_metrics`` (:mod:`~raw_isp.training.evaluation`).
+
+Callers watch the run through :class:`~raw_isp.training.callbacks.TrainingCallback` objects.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+import torch
+
+from ..models.modeling import RawISPModel, build_isp, build_task_model, model_input_size, parse_isp
+from .arguments import OptionError, RawTrainingArguments
+from .callbacks import TrainingCallback
+from .checkpoints import read_checkpoint_state, save_checkpoint
+from .data import flips, label_names as split_label_names, load_splits, make_loader
+from .evaluation import evaluate_model, prefixed
+from .outputs import prepare_output_dir
+
+__all__ = ["TrainResult", "build_model", "train"]
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class TrainResult:
+    """What :func:`train` returns: the prepared model, accelerator and loaders, the label names,
+    ``results`` (``eval_*``, ``test_*``, sample and step counts: ``all_results.json``) and
+    ``history`` (one entry per logging window and per validation)."""
+
+    model: Any
+    accelerator: Any
+    loaders: dict[str, Any]
+    label_names: list[str]
+    results: dict[str, Any]
+    history: list[dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class StepPlan:
+    """Optimiser steps of a run: per epoch (over all processes), in all, epochs, warm-up."""
+
+    steps_per_epoch: int
+    max_steps: int
+    num_epochs: int
+    warmup: int
+
+
+def build_model(args: RawTrainingArguments, label_names: list[str]) -> RawISPModel:
+    """ISP + task model + processor for the run's settings (random initial weights are drawn
+    from torch's global generator: seed it first)."""
+    from ..models.processor import CAMERA_NORMALIZATION, RawISPImageProcessor
+
+    camera = args.camera_name
+    isp = build_isp(args.isp, camera=camera)
+    try:
+        task_model = build_task_model(args.task, args.model_name_or_path, label_names, args.image_size)
+    except ValueError as err:
+        raise OptionError(f"--model_name_or_path: {err}") from None
+    size = model_input_size(task_model, args.image_size)
+    processor = RawISPImageProcessor(isp=parse_isp(args.isp).variant or "bi_s_ga", camera=camera, size=size,
+                                     **CAMERA_NORMALIZATION.get(camera, {}))
+    return RawISPModel(isp, task_model, processor)
+
+
+def _make_accelerator(args: RawTrainingArguments):
+    from accelerate import Accelerator
+
+    tracking = {"log_with": args.report_to, "project_dir": args.output_dir} if args.with_tracking else {}
+    # Without any accelerator, say cpu=True: accelerate then joins the processes of a torchrun
+    # launch over gloo (multi-CPU) instead of running each one on its own.
+    has_device = torch.accelerator.is_available() if hasattr(torch, "accelerator") else torch.cuda.is_available()
+    accelerator = Accelerator(gradient_accumulation_steps=args.gradient_accumulation_steps,
+                              mixed_precision=args.mixed_precision, cpu=not has_device, **tracking)
+    logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S",
+                        level=logging.INFO if accelerator.is_main_process else logging.WARNING)
+    logging.getLogger("accelerate").setLevel(logging.WARNING)  # one line per saved file otherwise
+    return accelerator
+
+
+def _optimizer(model: RawISPModel, args: RawTrainingArguments) -> torch.optim.Optimizer:
+    """AdamW: weight decay on the task model's matrices only; a trainable ISP at its own rate."""
+    isp_params = [p for p in model.isp.parameters() if p.requires_grad]
+    decay = [p for n, p in model.model.named_parameters() if p.ndim > 1]
+    no_decay = [p for n, p in model.model.named_parameters() if p.ndim <= 1]
+    groups = [{"params": decay, "weight_decay": args.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    if isp_params:
+        groups.append({"params": isp_params, "weight_decay": 0.0, "lr": args.isp_learning_rate})
+    return torch.optim.AdamW(groups, lr=args.learning_rate)
+
+
+def _plan(args: RawTrainingArguments, n_train: int, num_processes: int) -> StepPlan:
+    bs = args.per_device_train_batch_size
+    per_epoch = math.ceil(math.ceil(n_train / bs) / num_processes / args.gradient_accumulation_steps)
+    max_steps = args.max_train_steps or args.num_train_epochs * per_epoch
+    warmup = args.num_warmup_steps if args.num_warmup_steps is not None else max(1, int(0.05 * max_steps))
+    return StepPlan(per_epoch, max_steps, math.ceil(max_steps / per_epoch), warmup)
+
+
+def _resume(args: RawTrainingArguments, accelerator, plan: StepPlan) -> tuple[int, int, int]:
+    """Load ``--resume_from_checkpoint``; returns (completed steps, first epoch, batches of that
+    epoch to skip), all 0 for a fresh run."""
+    if not args.resume_from_checkpoint:
+        return 0, 0, 0
+    try:
+        accelerator.load_state(args.resume_from_checkpoint)
+    except Exception as err:  # noqa: BLE001 - any failure here means an unusable checkpoint
+        raise OptionError(f"--resume_from_checkpoint {args.resume_from_checkpoint}: cannot load it ({err})") from None
+    done = read_checkpoint_state(args.resume_from_checkpoint)["completed_steps"]
+    logger.info("resumed from %s at step %d", args.resume_from_checkpoint, done)
+    return done, done // plan.steps_per_epoch, (done % plan.steps_per_epoch) * args.gradient_accumulation_steps
+
+
+class _Loop:
+    """The state of one run between :func:`train`'s set-up and its final evaluation."""
+
+    def __init__(self, args, accelerator, model, optimizer, scheduler, loaders, sampler, names, plan, callbacks):
+        self.args, self.accelerator, self.model = args, accelerator, model
+        self.optimizer, self.scheduler, self.loaders = optimizer, scheduler, loaders
+        self.sampler = sampler  # the training EpochBatchSampler (prepared loaders wrap it)
+        self.label_names, self.plan, self.callbacks = names, plan, list(callbacks)
+        self.augment = flips(args.seed) if args.augment == "flips" else None
+        self.history: list[dict[str, Any]] = []
+        self.completed_steps = 0
+        self._window = (0.0, 0, time.perf_counter())  # loss sum, images, start
+
+    def _emit(self, event: str, *payload: Any) -> None:
+        for callback in self.callbacks:
+            getattr(callback, event)(*payload)
+
+    def run(self, start_epoch: int, skip_batches: int, evaluate_each_epoch: bool, progress) -> None:
+        every = self.args.checkpointing_steps
+        for epoch in range(start_epoch, self.plan.num_epochs):
+            self.run_epoch(epoch, skip_batches if epoch == start_epoch else 0, progress)
+            done = self.completed_steps >= self.plan.max_steps
+            if evaluate_each_epoch or done:
+                self.validate(epoch)
+            if every == "epoch":
+                self.checkpoint(epoch)
+            if done:
+                break
+
+    def run_epoch(self, epoch: int, skip_batches: int, progress) -> None:
+        self.model.train()
+        self.sampler.use_epoch(epoch)
+        loader = self.loaders["train"]
+        if skip_batches:
+            loader = self.accelerator.skip_first_batches(loader, skip_batches)
+        every = self.args.checkpointing_steps
+        for batch in loader:
+            if not self.step(batch):
+                continue
+            progress.update(1)
+            if self.completed_steps % self.args.logging_steps == 0 or self.completed_steps == self.plan.max_steps:
+                self.log(epoch, progress)
+            if every and every != "epoch" and self.completed_steps % int(every) == 0:
+                self.checkpoint(epoch)
+            if self.completed_steps >= self.plan.max_steps:
+                break
+
+    def step(self, batch: dict[str, torch.Tensor]) -> bool:
+        """One micro-batch; True when it completed an optimiser step."""
+        acc = self.accelerator
+        with acc.accumulate(self.model):
+            with acc.autocast():
+                augment = None if self.augment is None else (
+                    lambda rgb, s=self.completed_steps: self.augment(rgb, s))
+                out = self.model(batch["raw"], labels=batch["labels"], augment=augment)
+            acc.backward(out.loss)
+            self.optimizer.step()
+            self.scheduler.step()
+            self.optimizer.zero_grad()
+        loss, images, start = self._window
+        loss += float(acc.reduce(out.loss.detach(), "mean"))  # over all processes
+        self._window = (loss, images + batch["raw"].shape[0] * acc.num_processes, start)
+        if not acc.sync_gradients:
+            return False
+        self.completed_steps += 1
+        return True
+
+    def log(self, epoch: int, progress) -> None:
+        loss, images, start = self._window
+        elapsed = time.perf_counter() - start
+        n_micro = max(1, images // (self.args.per_device_train_batch_size * self.accelerator.num_processes))
+        logs = {"train_loss": loss / n_micro, "lr": self.scheduler.get_last_lr()[0],
+                "images_per_second": images / max(elapsed, 1e-9), "epoch": epoch}
+        progress.set_postfix(loss=f"{logs['train_loss']:.3f}", lr=f"{logs['lr']:.2e}",
+                             img_s=f"{logs['images_per_second']:.1f}")
+        if self.args.with_tracking:
+            self.accelerator.log(logs, step=self.completed_steps)
+        self.history.append({"step": self.completed_steps, **logs})
+        self._emit("on_log", self.completed_steps, logs)
+        self._window = (0.0, 0, time.perf_counter())
+
+    def validate(self, epoch: int) -> None:
+        metrics = evaluate_model(self.model, self.loaders["validation"], self.accelerator, self.args.task,
+                                 self.label_names)
+        headline = {k: metrics[k] for k in self.args.headline_metrics if k in metrics}
+        logger.info("epoch %d step %d validation: %s", epoch, self.completed_steps,
+                    ", ".join(f"{k} {v:.4f}" for k, v in headline.items()))
+        self.history.append({"step": self.completed_steps, "epoch": epoch,
+                             **{f"eval_{k}": v for k, v in headline.items()}, "eval_loss": metrics["loss"]})
+        if self.args.with_tracking:
+            self.accelerator.log({f"eval_{k}": v for k, v in headline.items()}, step=self.completed_steps)
+        self._emit("on_evaluate", self.completed_steps, epoch, metrics)
+
+    def checkpoint(self, epoch: int) -> None:
+        folder = save_checkpoint(self.accelerator, self.args.output_dir, self.completed_steps, epoch)
+        self._emit("on_checkpoint", self.completed_steps, folder)
+
+    def final_results(self, splits) -> dict[str, Any]:
+        acc, task, names = self.accelerator, self.args.task, self.label_names
+        eval_metrics = evaluate_model(self.model, self.loaders["validation"], acc, task, names)
+        test_metrics = evaluate_model(self.model, self.loaders["test"], acc, task, names)
+        results = {**prefixed("eval", eval_metrics), **prefixed("test", test_metrics),
+                   "train_steps": self.completed_steps, "train_samples": len(splits["train"]),
+                   "eval_samples": len(splits["validation"]), "test_samples": len(splits["test"])}
+        if self.args.with_tracking:
+            acc.log({k: v for k, v in results.items() if isinstance(v, (int, float))}, step=self.completed_steps)
+            acc.end_training()
+        self._emit("on_train_end", results)
+        return results
+
+
+def train(args: RawTrainingArguments, splits=None, callbacks: Sequence[TrainingCallback] = (),
+          evaluate_each_epoch: bool = True) -> TrainResult:
+    """Train per ``args`` and return the model and metrics (:class:`TrainResult`).
+
+    Runs in every process of an ``accelerate launch``. The output folder is checked (and, with
+    ``--overwrite_output_dir``, cleared of the earlier run) before any data is loaded.
+    ``splits``: a ready ``DatasetDict`` (else :func:`~raw_isp.training.data.load_splits`).
+    ``callbacks``: :class:`TrainingCallback` objects. ``evaluate_each_epoch``: validate after
+    every epoch (else only after the last step).
+    """
+    from accelerate.utils import set_seed
+    from tqdm.auto import tqdm
+    from transformers import get_scheduler
+
+    accelerator = _make_accelerator(args)
+    prepare_output_dir(args, accelerator.is_main_process)
+    accelerator.wait_for_everyone()
+    set_seed(args.seed)
+    if splits is None:
+        with accelerator.main_process_first():
+            splits = load_splits(args)
+    names = split_label_names(splits["train"], args.label_column)
+    model = build_model(args, names)
+    bs, eval_bs, workers = args.per_device_train_batch_size, args.per_device_eval_batch_size, args.dataloader_num_workers
+    loaders = {"train": make_loader(splits["train"], args.label_column, bs, True, args.seed, workers)}
+    for name in ("validation", "test"):
+        loaders[name] = make_loader(splits[name], args.label_column, eval_bs, False, 0, workers)
+    sampler = loaders["train"].batch_sampler
+    optimizer = _optimizer(model, args)
+    plan = _plan(args, len(splits["train"]), accelerator.num_processes)
+    scheduler = get_scheduler(args.lr_scheduler_type, optimizer,
+                              num_warmup_steps=plan.warmup * accelerator.num_processes,
+                              num_training_steps=plan.max_steps * accelerator.num_processes)
+    model, optimizer, scheduler, loaders["train"], loaders["validation"], loaders["test"] = accelerator.prepare(
+        model, optimizer, scheduler, loaders["train"], loaders["validation"], loaders["test"])
+    if args.with_tracking:
+        accelerator.init_trackers(f"raw-{args.task}", {k: v for k, v in args.to_dict().items()
+                                                        if isinstance(v, (int, float, str, bool))})
+    completed, start_epoch, skip = _resume(args, accelerator, plan)
+
+    loop = _Loop(args, accelerator, model, optimizer, scheduler, loaders, sampler, names, plan, callbacks)
+    loop.completed_steps = completed
+    logger.info("training %s (%s) with ISP %s on %d %s images: %d steps of batch %d x %d accumulation x %d "
+                "process(es) on %s", type(accelerator.unwrap_model(model).model).__name__, args.model_name_or_path,
+                args.isp, len(splits["train"]), args.dataset, plan.max_steps, bs, args.gradient_accumulation_steps,
+                accelerator.num_processes, accelerator.device)
+    progress = tqdm(total=plan.max_steps, initial=completed, disable=not accelerator.is_local_main_process,
+                    desc="train", dynamic_ncols=True)
+    loop.run(start_epoch, skip, evaluate_each_epoch, progress)
+    progress.close()
+    results = loop.final_results(splits)
+    return TrainResult(model, accelerator, loaders, names, results, loop.history)

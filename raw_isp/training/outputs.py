@@ -1,0 +1,149 @@
+"""A run's output folder: the rules for using one, and what a finished run writes into it.
+
+The rules follow the transformers examples:
+
+* ``--output_dir`` must be a folder this process can write (not a file); checked before any data
+  is loaded.
+* A folder that is not empty belongs to someone: it is refused, unless the run continues the
+  run in it (``--resume_from_checkpoint``: nothing is deleted) or replaces it
+  (``--overwrite_output_dir``: the earlier run's files and checkpoints are deleted at the start,
+  so a killed run never leaves an old model beside new checkpoints; files that are not a run's
+  are kept and named in the log).
+
+:func:`write_outputs` writes the model, processor and ISP, ``train_history.json``,
+``training_args.json`` (never the Hub token), the model card and, last, ``all_results.json``,
+whose presence marks a finished run.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from .arguments import TRAINING_ARGS_NAME, OptionError, RawTrainingArguments
+from .checkpoints import CHECKPOINT_PREFIX, find_checkpoint, list_checkpoints
+
+__all__ = [
+    "RESULTS_NAME",
+    "HISTORY_NAME",
+    "RUN_FILE_PATTERNS",
+    "run_entries",
+    "check_output_dir",
+    "prepare_output_dir",
+    "write_outputs",
+]
+
+logger = logging.getLogger(__name__)
+
+RESULTS_NAME = "all_results.json"
+HISTORY_NAME = "train_history.json"
+#: What a run writes into its output folder (glob patterns), besides its checkpoints.
+RUN_FILE_PATTERNS = (
+    RESULTS_NAME, HISTORY_NAME, TRAINING_ARGS_NAME, "README.md", "config.json", "model*.safetensors",
+    "model.safetensors.index.json", "pytorch_model*.bin", "preprocessor_config.json", "image_processing_*.py",
+    "isp_config.json", "isp.safetensors", "*.tmp",
+    "drift_synthesis",  # scripts/drift_synthesis.py's report of this model, by default inside its folder
+)
+
+
+def run_entries(folder: str | os.PathLike) -> list[Path]:
+    """The entries of ``folder`` that belong to a training run (its files, its checkpoints and
+    unfinished ones), sorted."""
+    root = Path(folder)
+    if not root.is_dir():
+        return []
+    found = {p for pattern in RUN_FILE_PATTERNS for p in root.glob(pattern)}
+    found.update(list_checkpoints(root, temporary=True))
+    return sorted(found)
+
+
+def _describe(entries: list[Path], limit: int = 4) -> str:
+    names = [p.name + ("/" if p.is_dir() else "") for p in entries]
+    return ", ".join(names[:limit]) + (f" and {len(names) - limit} more" if len(names) > limit else "")
+
+
+def check_output_dir(args: RawTrainingArguments) -> None:
+    """Raise :class:`OptionError` if ``args.output_dir`` cannot take this run: it is a file (or
+    under one), it cannot be written, or it is not empty and the run neither resumes nor
+    overwrites. Resolves ``--resume_from_checkpoint`` (``"latest"``: the highest step) to a
+    complete checkpoint folder. Creates the folder; writes and deletes one probe file."""
+    out = Path(args.output_dir)
+    if out.exists() and not out.is_dir():
+        raise OptionError(f"--output_dir {out}: is a file, not a folder")
+    ancestor = next((p for p in out.absolute().parents if p.exists()), None)
+    if not out.exists() and ancestor is not None and not ancestor.is_dir():
+        raise OptionError(f"--output_dir {out}: {ancestor} is a file, not a folder")
+    if args.resume_from_checkpoint:
+        try:
+            args.resume_from_checkpoint = find_checkpoint(args.resume_from_checkpoint, out)
+        except ValueError as err:
+            raise OptionError(str(err)) from None
+    elif out.is_dir() and not args.overwrite_output_dir:
+        entries = sorted(p for p in out.iterdir() if not p.name.startswith(".write_test_"))  # other processes' probes
+        if entries:
+            what = run_entries(out) or entries
+            kind = "another run" if run_entries(out) else "files"
+            raise OptionError(
+                f"--output_dir {out}: not empty, it holds {kind} ({_describe(what)}); use --overwrite_output_dir "
+                "to replace it, --resume_from_checkpoint to continue the run in it, or another folder")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=out, prefix=".write_test_"):
+            pass
+    except OSError as err:
+        raise OptionError(f"--output_dir {out}: cannot write there ({err.strerror or err})") from None
+
+
+def prepare_output_dir(args: RawTrainingArguments, is_main_process: bool = True) -> None:
+    """:func:`check_output_dir`, then, for ``--overwrite_output_dir`` without a resume, delete the
+    earlier run's files and checkpoints (main process only). Other files stay; they are logged."""
+    check_output_dir(args)
+    if not args.overwrite_output_dir or args.resume_from_checkpoint or not is_main_process:
+        return
+    out = Path(args.output_dir)
+    old = run_entries(out)
+    for entry in old:
+        if entry.is_dir():
+            shutil.rmtree(entry)
+        else:
+            entry.unlink()
+    if old:
+        logger.info("--overwrite_output_dir: deleted the earlier run in %s (%s)", out, _describe(old))
+    others = sorted(out.iterdir())
+    if others:
+        logger.warning("%s also holds %s, which is not a run's and is kept", out, _describe(others))
+
+
+def write_outputs(args: RawTrainingArguments, result: Any) -> None:
+    """Write a finished run (:class:`raw_isp.training.loop.TrainResult`) into ``args.output_dir``
+    (main process; every process waits for it): model, processor and ISP (with the task),
+    ``train_history.json``, ``training_args.json``, the model card, then ``all_results.json``;
+    ``--push_to_hub`` uploads the folder without checkpoints."""
+    from ..models.modeling import save_raw_model
+    from .card import model_card
+
+    accelerator = result.accelerator
+    accelerator.wait_for_everyone()
+    if not accelerator.is_main_process:
+        return
+    out = Path(args.output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    model = accelerator.unwrap_model(result.model)
+    save_raw_model(model, out, args.isp, args.camera_name, task=args.task)
+    (out / HISTORY_NAME).write_text(json.dumps(result.history, indent=1) + "\n")
+    args.to_json_file(out / TRAINING_ARGS_NAME)
+    (out / "README.md").write_text(model_card(args, result, model))
+    (out / RESULTS_NAME).write_text(json.dumps(result.results, indent=2) + "\n")
+    if args.push_to_hub:
+        from huggingface_hub import HfApi
+
+        repo_id = args.hub_model_id or out.name
+        api = HfApi(token=args.hub_token)
+        api.create_repo(repo_id, exist_ok=True)
+        api.upload_folder(repo_id=repo_id, folder_path=str(out),
+                          ignore_patterns=[f"{CHECKPOINT_PREFIX}*", f".tmp_{CHECKPOINT_PREFIX}*", ".write_test_*"])
