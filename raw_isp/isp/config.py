@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 
 from .cfa import check_pattern
 from .demosaic import DEMOSAIC_METHODS, SUPPORT
+from .exposure import AUTO_EXPOSURE_MAX_GAIN, AUTO_EXPOSURE_TARGET, AUTO_EXPOSURE_TRIM, EXPOSURE_MODES, check_exposure
 from .filters import gaussian_radius
 
 __all__ = ["ISPConfig", "CameraPreset", "CAMERAS", "ISP_VARIANTS", "SHARPENING_METHODS", "DENOISING_METHODS"]
@@ -18,6 +19,15 @@ SHARPENING_METHODS = ("sharpening_filter", "unsharp_masking", "kernel")
 DENOISING_METHODS = ("gaussian", "median", "fft", "kernel")
 # Fields holding explicit kernels: given exactly when the stage's method is "kernel".
 _KERNEL_FIELDS = {"sharpen_kernel": "sharpening", "blur_kernel": "denoising"}
+# Exposure fields and their defaults; to_dict leaves out those at their default, so a config
+# without exposure gives the same dict as before the stage existed.
+_EXPOSURE_DEFAULTS = {
+    "exposure": None,
+    "exposure_scale": 1.0,
+    "auto_exposure_trim": AUTO_EXPOSURE_TRIM,
+    "auto_exposure_target": AUTO_EXPOSURE_TARGET,
+    "auto_exposure_max_gain": AUTO_EXPOSURE_MAX_GAIN,
+}
 
 Kernel = tuple[tuple[float, ...], ...]
 
@@ -33,8 +43,8 @@ ISP_VARIANTS = tuple(f"{d}_{s}_{n}" for d in _DEMOSAIC_CODES for s in _SHARPEN_C
 class ISPConfig:
     """A static ISP: which algorithm runs at each stage, and its settings.
 
-    Stage order: black level, demosaic, white balance, colour matrix, sharpening on luma,
-    denoising on luma, clip to [0, 1] and gamma.
+    Stage order: black level, exposure, demosaic, white balance, colour matrix, sharpening on
+    luma, denoising on luma, clip to [0, 1] and gamma.
 
     - ``demosaic``: "bilinear" | "malvar2004" | "menon2007".
     - ``sharpening``: "sharpening_filter" (fixed 3x3 kernel) | "unsharp_masking"
@@ -50,6 +60,16 @@ class ISPConfig:
       This is how a trained :class:`raw_isp.ParametrizedISP` is written down
       (:meth:`raw_isp.ParametrizedISP.static_config`).
     - ``pattern``: Bayer pattern of the input mosaic; ``gamma``: output is ``x ** (1/gamma)``.
+    - ``exposure``: the digital gain on the black-subtracted mosaic (:mod:`raw_isp.isp.exposure`):
+      None (no stage: the study's pipelines, unchanged) | "metadata" (gain
+      ``exposure_scale / intensity``, the intensity ratio passed per image to the ISP's forward)
+      | "auto" (gain ``exposure_scale * auto_exposure_target / s``, ``s`` the trimmed mean of the
+      2x2-tile means with ``auto_exposure_trim`` cut at each end, at most ``auto_exposure_max_gain``)
+      | a positive number (that fixed gain). No clipping after the gain.
+    - ``exposure_scale``: a fixed factor on the gain of "metadata" or "auto" (1 otherwise); this
+      is how a trained :class:`raw_isp.ParametrizedISP` log-gain on top of those modes is written down.
+    - ``auto_exposure_trim`` (in [0, 0.5)), ``auto_exposure_target`` (> 0),
+      ``auto_exposure_max_gain`` (> 0): settings of "auto", left at their defaults otherwise.
     """
 
     demosaic: str = "bilinear"
@@ -64,6 +84,11 @@ class ISPConfig:
     gamma: float = 2.2
     sharpen_kernel: Kernel | None = None
     blur_kernel: Kernel | None = None
+    exposure: str | float | None = None
+    exposure_scale: float = 1.0
+    auto_exposure_trim: float = AUTO_EXPOSURE_TRIM
+    auto_exposure_target: float = AUTO_EXPOSURE_TARGET
+    auto_exposure_max_gain: float = AUTO_EXPOSURE_MAX_GAIN
 
     def __post_init__(self):
         if self.demosaic not in DEMOSAIC_METHODS:
@@ -91,6 +116,44 @@ class ISPConfig:
                 raise ValueError(f"{name} is only used with {stage}='kernel', but {stage}={method!r}; leave it None")
             if value is not None:
                 object.__setattr__(self, name, _check_kernel(value, name))
+        self._check_exposure()
+
+    def _check_exposure(self) -> None:
+        object.__setattr__(self, "exposure", check_exposure(self.exposure))
+        for name in ("exposure_scale", "auto_exposure_trim", "auto_exposure_target", "auto_exposure_max_gain"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, numbers.Real) or not math.isfinite(v):
+                raise ValueError(f"{name} must be a finite number, got {v!r}")
+            object.__setattr__(self, name, float(v))
+        for name in ("exposure_scale", "auto_exposure_target", "auto_exposure_max_gain"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"{name} must be positive, got {getattr(self, name)!r}")
+        if not 0 <= self.auto_exposure_trim < 0.5:
+            raise ValueError(f"auto_exposure_trim must be in [0, 0.5), got {self.auto_exposure_trim!r}")
+        if self.exposure_scale != 1.0 and self.exposure not in EXPOSURE_MODES:
+            raise ValueError(
+                f"exposure_scale={self.exposure_scale!r} only applies to exposure 'metadata' or 'auto', but "
+                f"exposure={self.exposure!r}; for a fixed gain put it in exposure (e.g. exposure=2.0)"
+            )
+        if self.exposure != "auto":
+            for name in ("auto_exposure_trim", "auto_exposure_target", "auto_exposure_max_gain"):
+                if getattr(self, name) != _EXPOSURE_DEFAULTS[name]:
+                    raise ValueError(f"{name} is only used with exposure='auto', but exposure={self.exposure!r}")
+
+    def with_exposure(self, exposure) -> "ISPConfig":
+        """This config with the exposure setting ``exposure`` (None leaves the config as it is).
+
+        How the ISPs' and the processor's ``exposure=`` argument is merged into a config. Raises
+        ValueError if the config already has a different exposure setting (it is given once).
+        """
+        if exposure is None:
+            return self
+        exposure = check_exposure(exposure)
+        if self.exposure is not None and self.exposure != exposure:
+            raise ValueError(
+                f"exposure={exposure!r} conflicts with the ISP config's exposure={self.exposure!r}; give it once"
+            )
+        return dataclasses.replace(self, exposure=exposure)
 
     @classmethod
     def from_variant(cls, name: str, **overrides) -> "ISPConfig":
@@ -122,18 +185,23 @@ class ISPConfig:
 
     def to_dict(self) -> dict:
         """The settings as JSON values (kernels as nested lists; a kernel field that is None
-        is left out, so configs without kernels give the same dict as before they existed)."""
+        and an exposure field at its default are left out, so configs without kernels or
+        exposure give the same dict as before those existed)."""
         d = dataclasses.asdict(self)
         for name in _KERNEL_FIELDS:
             if d[name] is None:
                 del d[name]
             else:
                 d[name] = [list(row) for row in d[name]]
+        for name, default in _EXPOSURE_DEFAULTS.items():
+            if d[name] == default:
+                del d[name]
         return d
 
     @property
     def variant(self) -> str | None:
-        """The study's name for this config, or None if it is not one of the 12 defaults."""
+        """The study's name for this config, or None if it is not one of the 12 defaults
+        (an exposure setting makes it another pipeline than the study's)."""
         for name in ISP_VARIANTS:
             if ISPConfig.from_variant(name, pattern=self.pattern) == self:
                 return name

@@ -17,11 +17,12 @@ import torch.nn.functional as F
 from .cfa import check_pattern, split_planes
 from .config import CAMERAS, ISP_VARIANTS, CameraPreset, ISPConfig
 from .demosaic import DEMOSAIC_METHODS, rggb_site_order
+from .exposure import check_exposure, exposure_gain
 from .static import StaticISP, as_raw_tensor
 
 __all__ = ["LearnedISP"]
 
-_INIT_KEYS = ("base_channels", "depth", "pattern", "base", "camera")
+_INIT_KEYS = ("base_channels", "depth", "pattern", "base", "camera", "exposure")
 
 
 class _PlaceAddClamp(torch.autograd.Function):
@@ -146,6 +147,14 @@ class LearnedISP(torch.nn.Module):
             learns the whole ISP.
         camera: camera preset of the base view: "neutral" (default), "drone", "microscopy"
             (:data:`raw_isp.CAMERAS`) or a :class:`~raw_isp.CameraPreset` dict.
+        exposure: None (default; the base config's setting, None for the named bases),
+            ``"metadata"``, ``"auto"`` or a positive fixed gain (:mod:`raw_isp.isp.exposure`).
+            With a setting, the base view goes through the same exposure stage as
+            :class:`~raw_isp.StaticISP` (so training starts from an exposure-correct view), and
+            the network sees the mosaic brought to the same exposure,
+            ``black_level + gain * (raw - black_level)`` (camera black level), so its input
+            does not depend on the light level either. ``forward(raw, *, intensity=None)``
+            takes the intensity ratios that "metadata" needs.
 
     Input: torch tensor or numpy array ``(B, H, W)`` or ``(H, W)``, float in [0, 1] or integer
     16-bit DN (divided by 65535); H and W even. Output: ``(B, 3, H, W)`` (or ``(3, H, W)``) in
@@ -192,13 +201,18 @@ class LearnedISP(torch.nn.Module):
         pattern: str = "RGGB",
         base: str | Mapping | None = "bilinear",
         camera: str | Mapping | CameraPreset = "neutral",
+        exposure: str | float | None = None,
     ):
         super().__init__()
         for name, value in (("base_channels", base_channels), ("depth", depth)):
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
         self.pattern = check_pattern(pattern)
-        self.base_config = _base_config(base, self.pattern)
+        exposure = check_exposure(exposure)
+        base_config = _base_config(base, self.pattern)
+        self.base_config = None if base_config is None else base_config.with_exposure(exposure)
+        # Where the exposure settings live: the base config, or (no base view) a plain one.
+        self.exposure_config = self.base_config or ISPConfig(pattern=self.pattern).with_exposure(exposure)
         self.camera = CameraPreset.parse(camera)
         self._config = {
             "base_channels": base_channels,
@@ -207,6 +221,8 @@ class LearnedISP(torch.nn.Module):
             "base": dict(base) if isinstance(base, Mapping) else base,
             "camera": self._camera_spec(camera),
         }
+        if exposure is not None:  # left out otherwise: the same dict as before the setting existed
+            self._config["exposure"] = exposure
         self.depth = depth
         # Input site of each R, G1, G2, B plane, and where each of them goes back in the 2x2 tile.
         order = rggb_site_order(self.pattern)
@@ -266,7 +282,7 @@ class LearnedISP(torch.nn.Module):
     def extra_repr(self) -> str:
         base = self._config["base"]
         return (f"base_channels={self._config['base_channels']}, depth={self.depth}, pattern={self.pattern}, "
-                f"base={base!r}, camera={self.camera.name}")
+                f"base={base!r}, camera={self.camera.name}, exposure={self.exposure_config.exposure!r}")
 
     # ------------------------------------------------------------------ forward
 
@@ -274,8 +290,12 @@ class LearnedISP(torch.nn.Module):
         """The network's input: a mosaic ``(B, H, W)`` as planes ``(B, 4, H/2, W/2)`` in R, G1, G2, B order."""
         return split_planes(x)[:, self._site_order]
 
-    def base_view(self, x: torch.Tensor) -> torch.Tensor | None:
-        """The fixed view ``(B, 3, H, W)`` in [0, 1] of a float mosaic ``(B, H, W)``, or None without a base."""
+    def base_view(self, x: torch.Tensor, gain: torch.Tensor | None = None) -> torch.Tensor | None:
+        """The fixed view ``(B, 3, H, W)`` in [0, 1] of a float mosaic ``(B, H, W)``, or None without a base.
+
+        ``gain``: the exposure gain ``(B,)`` (:meth:`exposure_gain`); needed when the base
+        config has an exposure setting.
+        """
         if self.base_config is None:
             return None
         dtype = torch.float64 if x.dtype == torch.float64 else torch.float32
@@ -285,7 +305,26 @@ class LearnedISP(torch.nn.Module):
             # busy CPU cost more than the cache misses that chunking avoids.
             isp = StaticISP(self.base_config, camera=self.camera, device=x.device, dtype=dtype, chunk_pixels=1 << 62)
             self._base_isp[:] = [isp]
-        return isp(x.to(dtype))
+        if gain is None and self.base_config.exposure is not None:
+            raise ValueError("base_view: this learned ISP has an exposure setting; pass gain=isp.exposure_gain(x, ...)")
+        return isp(x.to(dtype), gain=None if gain is None else gain.to(dtype))
+
+    def exposure_gain(self, x: torch.Tensor, intensity=None) -> torch.Tensor | None:
+        """The exposure gain ``(B,)`` of float mosaics ``(B, H, W)`` (None without an exposure setting).
+
+        The same gain as :class:`~raw_isp.StaticISP` with this ISP's exposure setting and camera.
+        """
+        bl = torch.tensor(self.camera.black_level, dtype=x.dtype, device=x.device)
+        return exposure_gain(x, bl, self.exposure_config, intensity)
+
+    def exposed(self, x: torch.Tensor, gain: torch.Tensor | None) -> torch.Tensor:
+        """The network's mosaic, ``black_level + gain * (x - black_level)`` per CFA site (``x`` without a gain)."""
+        if gain is None:
+            return x
+        b, h, w = x.shape
+        bl = torch.tensor(self.camera.black_level, dtype=x.dtype, device=x.device).view(1, 1, 2, 1, 2)
+        sites = x.reshape(b, h // 2, 2, w // 2, 2)
+        return (bl + gain.to(x.dtype).view(b, 1, 1, 1, 1) * (sites - bl)).reshape(b, h, w)
 
     def residual(self, planes: torch.Tensor) -> torch.Tensor:
         """U-Net on planes ``(B, 4, h, w)`` (R, G1, G2, B) -> ``(B, 12, h, w)``, channel ``4c + s``."""
@@ -307,11 +346,12 @@ class LearnedISP(torch.nn.Module):
             x = block(x, skips.pop())
         return self.head(x, skips.pop())[..., :h, :w]
 
-    def forward(self, raw) -> torch.Tensor:
+    def forward(self, raw, *, intensity=None) -> torch.Tensor:
         p = self.head.skip.weight
         x, single = as_raw_tensor(raw, device=p.device, dtype=torch.float64 if p.dtype == torch.float64 else torch.float32)
-        base = self.base_view(x)
-        res = self.residual(self.planes(x).to(p.dtype))
+        gain = self.exposure_gain(x, intensity)
+        base = self.base_view(x, gain)
+        res = self.residual(self.planes(self.exposed(x, gain)).to(p.dtype))
         if not self._identity_sites:
             # Colour-site channels (R, G1, G2, B) back to positional sites of the 2x2 tile.
             res = res.index_select(1, self._head_to_positional)

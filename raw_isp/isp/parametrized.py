@@ -4,16 +4,22 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+import dataclasses
+
 import torch
 
 from .config import CameraPreset, ISPConfig
+from .exposure import EXPOSURE_MODES, exposure_gain
 from .filters import SHARPEN_KERNEL, conv2d_same, gaussian_kernel1d
 from .static import as_raw_tensor, config_denoise_fn, run_stages
 
 __all__ = ["ParametrizedISP", "PARAMETER_GROUPS"]
 
-#: Names of the learnable parameter groups.
-PARAMETER_GROUPS = ("black_level", "white_balance", "colour_matrix", "sharpen_kernel", "blur_kernel", "gamma")
+#: Names of the learnable parameter groups (each is also the name of its parameter), in the
+#: order of the stages.
+PARAMETER_GROUPS = (
+    "black_level", "exposure", "white_balance", "colour_matrix", "sharpen_kernel", "blur_kernel", "gamma",
+)  # fmt: skip
 
 
 def _sharpen_init(config: ISPConfig) -> torch.Tensor:
@@ -34,7 +40,7 @@ def _sharpen_init(config: ISPConfig) -> torch.Tensor:
 
 
 class ParametrizedISP(torch.nn.Module):
-    """The static ISP chain with learnable black level, white balance, colour matrix,
+    """The static ISP chain with learnable black level, exposure, white balance, colour matrix,
     sharpening kernel, blur kernel and gamma.
 
     Initialised from a static config and camera, it computes the same view as
@@ -50,21 +56,35 @@ class ParametrizedISP(torch.nn.Module):
         learn: which of :data:`PARAMETER_GROUPS` are trainable; the others are kept as
             parameters with ``requires_grad=False``. Default: all.
         dtype: float type of the parameters (float32 by default).
+        exposure: None (default: the config's setting), ``"metadata"``, ``"auto"`` or a positive
+            fixed gain, merged into the config as :class:`raw_isp.StaticISP` does.
 
     Parameters (normalised units): ``black_level (4,)`` per positional CFA site;
-    ``white_balance (3,)``; ``colour_matrix (3, 3)``; ``sharpen_kernel (k, k)`` correlation
-    kernel on luma; ``blur_kernel (k, k)`` (only with Gaussian or "kernel" denoising); ``gamma ()``.
+    ``exposure ()`` a log-gain in stops (EV); ``white_balance (3,)``; ``colour_matrix (3, 3)``;
+    ``sharpen_kernel (k, k)`` correlation kernel on luma; ``blur_kernel (k, k)`` (only with
+    Gaussian or "kernel" denoising); ``gamma ()``.
 
-    ``forward(raw, return_stages=False)``: raw ``(B, H, W)`` or ``(H, W)`` in [0, 1] (or
-    uint16 DN) -> RGB ``(B, 3, H, W)`` in [0, 1]; with ``return_stages`` also a dict of every
+    Exposure: the gain on the black-subtracted mosaic is ``2 ** exposure`` times the gain of the
+    config's exposure setting (1 without one; ``exposure_scale / intensity`` with "metadata";
+    the auto-exposure gain, computed from the raw and the *learnable* black level, with "auto";
+    the fixed gain with a number). The parameter starts at 0, so the initial view is the
+    setting's view exactly; training learns a correction on top of the mode, in stops (one
+    value for all images: with "metadata" and "auto" the per-image part stays with the mode).
+
+    ``forward(raw, return_stages=False, *, intensity=None)``: raw ``(B, H, W)`` or ``(H, W)``
+    in [0, 1] (or uint16 DN) -> RGB ``(B, 3, H, W)`` in [0, 1]; ``intensity``: the intensity
+    ratio of each image (a number or ``(B,)``), required with ``exposure="metadata"``, ignored
+    otherwise. With ``return_stages`` also a dict of every
     intermediate stage (:data:`raw_isp.isp.static.STAGE_NAMES`), each cropped to the frame.
     With ``return_stages`` the gradient of each stage, cropped to the frame, is stored in
     ``isp.stage_grads[name]`` by the next ``backward()``, so gradients can be inspected per stage.
     """
 
-    def __init__(self, config="bi_s_ga", camera="neutral", learn: Iterable[str] | None = None, dtype=torch.float32):
+    def __init__(
+        self, config="bi_s_ga", camera="neutral", learn: Iterable[str] | None = None, dtype=torch.float32, exposure=None
+    ):
         super().__init__()
-        self.config = ISPConfig.parse(config)
+        self.config = ISPConfig.parse(config).with_exposure(exposure)
         cam = CameraPreset.parse(camera)
         self.camera_name = cam.name
         learn = set(PARAMETER_GROUPS if learn is None else learn)
@@ -80,6 +100,7 @@ class ParametrizedISP(torch.nn.Module):
             self.register_parameter(name, p)
 
         param("black_level", cam.black_level)
+        param("exposure", 0.0)
         param("white_balance", cam.white_balance)
         param("colour_matrix", torch.tensor(cam.colour_matrix, dtype=torch.float64).view(3, 3))
         param("sharpen_kernel", _sharpen_init(cfg))
@@ -121,6 +142,10 @@ class ParametrizedISP(torch.nn.Module):
         ``denoising="kernel"`` with the learned blur kernel when there is one (else the fixed
         median / FFT / no denoiser with its settings) and the learned gamma. Kernel weights
         and gamma are stored as Python floats (float32 parameters are kept exactly).
+        The learned exposure (stops) is folded into the config's exposure setting: with
+        "metadata" or "auto" as ``exposure_scale`` (times the config's), with a fixed gain or
+        none as the fixed gain ``exposure = gain * 2 ** exposure`` (None stays None while the
+        parameter is exactly 0).
 
         Raises ValueError if a learned value is not a valid setting (e.g. gamma <= 0 or a
         non-finite weight).
@@ -128,6 +153,7 @@ class ParametrizedISP(torch.nn.Module):
         cfg = self.config
         has_blur = self.blur_kernel is not None
         config = ISPConfig(
+            **self._exposure_settings(),
             demosaic=cfg.demosaic,
             pattern=cfg.pattern,
             sharpening="kernel",
@@ -140,6 +166,17 @@ class ParametrizedISP(torch.nn.Module):
         )
         return config, self.camera_preset()
 
+    def _exposure_settings(self) -> dict:
+        """The config's exposure fields with the learned stops folded in (see :meth:`static_config`)."""
+        cfg = self.config
+        factor = 2.0 ** float(self.exposure.detach().double())
+        settings = {f.name: getattr(cfg, f.name) for f in dataclasses.fields(cfg) if "exposure" in f.name}
+        if cfg.exposure in EXPOSURE_MODES:
+            settings["exposure_scale"] = cfg.exposure_scale * factor
+        elif cfg.exposure is not None or factor != 1.0:
+            settings["exposure"] = (1.0 if cfg.exposure is None else cfg.exposure) * factor
+        return settings
+
     def processor_settings(self) -> dict:
         """``{"isp": config dict, "camera": camera dict}`` of :meth:`static_config`, as JSON
         values, for ``RawISPImageProcessor(**isp.processor_settings(), size=..., ...)``.
@@ -150,7 +187,19 @@ class ParametrizedISP(torch.nn.Module):
         config, camera = self.static_config()
         return {"isp": config.to_dict(), "camera": camera.to_dict()}
 
-    def forward(self, raw, return_stages: bool = False):
+    def exposure_gain(self, raw, intensity=None) -> torch.Tensor:
+        """The exposure stage's gain per image, ``(B,)`` or a scalar ``()`` without an exposure
+        setting: ``2 ** exposure`` times the setting's gain. Differentiable in the parameters."""
+        p = self.black_level
+        x, _ = as_raw_tensor(raw, device=p.device, dtype=p.dtype)
+        return self._gain(x, intensity)
+
+    def _gain(self, x: torch.Tensor, intensity) -> torch.Tensor:
+        factor = torch.exp2(self.exposure)
+        base = exposure_gain(x, self.black_level, self.config, intensity)
+        return factor if base is None else base * factor
+
+    def forward(self, raw, return_stages: bool = False, *, intensity=None):
         p = self.black_level
         x, single = as_raw_tensor(raw, device=p.device, dtype=p.dtype)
         sharpen = lambda y: conv2d_same(y, self.sharpen_kernel, "symmetric")  # noqa: E731
@@ -169,6 +218,7 @@ class ParametrizedISP(torch.nn.Module):
             denoise_fn=denoise,
             gamma=self.gamma,
             margin=self.margin,
+            exposure_gain=self._gain(x, intensity),
             return_stages=return_stages,
             stage_grads=self.stage_grads if return_stages else None,
         )

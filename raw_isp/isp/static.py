@@ -2,7 +2,9 @@
 
 Stage order (as in the Raw2Logit study): black level -> demosaic -> white balance -> colour
 matrix -> sharpening on luma -> denoising on luma -> clip to [0, 1] -> gamma. Luma is BT.601
-Y; chroma (U, V) passes through the luma filters unchanged.
+Y; chroma (U, V) passes through the luma filters unchanged. An optional exposure stage (a
+per-image digital gain, :mod:`raw_isp.isp.exposure`) follows black level; without an exposure
+setting it does not run at all.
 
 Borders: the mosaic is first extended by CFA-preserving reflection (``x[-k] = x[k]``) by at
 least the support of the whole chain, processed, and cropped back, so every output pixel
@@ -31,6 +33,7 @@ from ..io import raw_to_unit
 from .cfa import check_raw, pattern_colours, split_planes
 from .color import RGB_FROM_YUV, YUV_FROM_RGB, color_correct, gamma_encode, rgb_to_yuv, subtract_black_level, white_balance, yuv_to_rgb
 from .config import CameraPreset, ISPConfig
+from .exposure import apply_gain, exposure_gain, per_image_tensor
 from .demosaic import demosaic_rggb_planes, demosaic_site_planes, rggb_canvas, rggb_site_order
 from .filters import (
     conv2d_same,
@@ -49,7 +52,7 @@ from .filters import (
 __all__ = ["StaticISP", "run_stages", "luma_filter", "config_sharpen_fn", "config_denoise_fn", "as_raw_tensor", "STAGE_NAMES"]
 
 #: Names of the intermediate results returned by ``run_stages(..., return_stages=True)``.
-STAGE_NAMES = ("black_level", "demosaic", "white_balance", "color_correction", "sharpening", "denoising", "output")
+STAGE_NAMES = ("black_level", "exposure", "demosaic", "white_balance", "color_correction", "sharpening", "denoising", "output")
 
 LumaFn = Callable[[torch.Tensor], torch.Tensor]
 
@@ -128,14 +131,17 @@ def run_stages(
     margin: int = 0,
     return_stages: bool = False,
     stage_grads: dict | None = None,
+    exposure_gain=None,
 ):
     """Run the ISP stage by stage on a mosaic ``(B, H, W)`` in [0, 1]; returns ``(B, 3, H, W)``.
 
     Parameters may be tensors (per-image with a leading batch axis) and receive gradients.
+    ``exposure_gain``: None (no exposure stage), a scalar or a ``(B,)`` tensor multiplying the
+    black-subtracted mosaic (:func:`raw_isp.isp.exposure.exposure_gain` computes it from a config).
     ``margin``: reflection padding added around the mosaic before processing (see module
     docstring). With ``return_stages`` the result is ``(rgb, stages)`` where ``stages`` maps
-    each name of :data:`STAGE_NAMES` to its output, cropped to the frame (``black_level`` is
-    the corrected mosaic ``(B, H, W)``, the others ``(B, 3, H, W)``). The stages are computed
+    each name of :data:`STAGE_NAMES` to its output, cropped to the frame (``black_level`` and
+    ``exposure`` are mosaics ``(B, H, W)``, the others ``(B, 3, H, W)``). The stages are computed
     on the padded canvas, so the cropped views are not on the path to the output; to inspect
     gradients per stage pass a dict as ``stage_grads``: after ``backward()`` it holds each
     stage's gradient, cropped to the frame.
@@ -149,6 +155,8 @@ def run_stages(
         bl = bl[..., rggb_site_order(pattern)]
     x = subtract_black_level(canvas, bl)
     stages = {"black_level": x}
+    x = apply_gain(x, exposure_gain)
+    stages["exposure"] = x
     rgb = demosaic_rggb_planes(split_planes(x), demosaic)
     stages["demosaic"] = rgb
     rgb = white_balance(rgb, white_balance_gains)
@@ -224,11 +232,19 @@ class StaticISP(torch.nn.Module):
         device, dtype: where and in which float type the ISP runs (float32 by default).
         chunk_pixels: the batch is processed in chunks of about this many pixels so that
             the intermediate planes stay in the CPU cache (ignored on CUDA).
+        exposure: None (default: the config's setting, None for the study's variants),
+            ``"metadata"``, ``"auto"`` or a positive fixed gain; merged into the config
+            (:meth:`ISPConfig.with_exposure`; an error if the config has another one). See
+            :mod:`raw_isp.isp.exposure`.
 
-    Calling it accepts torch tensors or numpy arrays, ``(B, H, W)`` or ``(H, W)``, float in
-    [0, 1] or integer 16-bit DN (divided by 65535); output is on the ISP's device. It is an
-    ``nn.Module`` without parameters, so it can be the first module of a model and follows
-    ``.to(device)``. Gradients flow to the input.
+    Calling it, ``isp(raw, *, intensity=None, gain=None)``, accepts torch tensors or numpy
+    arrays, ``(B, H, W)`` or ``(H, W)``, float in [0, 1] or integer 16-bit DN (divided by
+    65535); output is on the ISP's device. ``intensity``: the intensity ratio of each image
+    (a number or ``(B,)``), required with ``exposure="metadata"`` and ignored otherwise.
+    ``gain``: per-image gains ``(B,)`` (or one number) to use instead of the exposure
+    setting's, e.g. what :meth:`exposure_gain` returned. It is an ``nn.Module`` without
+    parameters, so it can be the first module of a model and follows ``.to(device)``.
+    Gradients flow to the input (and to ``intensity`` / ``gain`` tensors that require them).
 
     The result equals :func:`run_stages` with the same settings (to float rounding) but is
     computed with the stages fused: white balance, colour matrix and the luma row of the YUV
@@ -238,9 +254,12 @@ class StaticISP(torch.nn.Module):
     filters happens on quarter-resolution CFA planes; gamma is computed in place.
     """
 
-    def __init__(self, config="bi_s_ga", camera="neutral", device=None, dtype=torch.float32, chunk_pixels: int = 1 << 18):
+    def __init__(
+        self, config="bi_s_ga", camera="neutral", device=None, dtype=torch.float32, chunk_pixels: int = 1 << 18,
+        exposure=None,
+    ):
         super().__init__()
-        self.config = ISPConfig.parse(config)
+        self.config = ISPConfig.parse(config).with_exposure(exposure)
         self.camera = CameraPreset.parse(camera)
         if dtype not in (torch.float32, torch.float64):
             # Half precision is not exact enough for an ISP: the 16-bit raw alone needs more than
@@ -279,24 +298,41 @@ class StaticISP(torch.nn.Module):
     def extra_repr(self) -> str:
         return f"config={self.config.variant or self.config}, camera={self.camera.name}, margin={self.margin}"
 
-    def forward(self, raw) -> torch.Tensor:
+    def exposure_gain(self, raw, intensity=None) -> torch.Tensor | None:
+        """The exposure stage's gain per image, ``(B,)`` (None without an exposure setting).
+
+        ``raw``: as for calling the ISP; ``intensity``: as for calling the ISP. See
+        :func:`raw_isp.isp.exposure.exposure_gain`.
+        """
+        x, _ = as_raw_tensor(raw, device=self.device, dtype=self.dtype)
+        return exposure_gain(x, self._positional_black_level(), self.config, intensity)
+
+    def _positional_black_level(self) -> torch.Tensor:
+        return torch.tensor(self.camera.black_level, dtype=self.dtype, device=self.device)
+
+    def forward(self, raw, *, intensity=None, gain=None) -> torch.Tensor:
         x, single = as_raw_tensor(raw, device=self.device, dtype=self.dtype)
-        if not self.fused:
-            out = self._forward_stages(x)
+        b, h, w = x.shape
+        if gain is None:
+            gain = exposure_gain(x, self._positional_black_level(), self.config, intensity)
         else:
-            b, h, w = x.shape
+            gain = per_image_tensor(gain, b, x, name="gain", hint="")
+        if not self.fused:
+            out = self._forward_stages(x, gain)
+        else:
             step = b if x.is_cuda else max(1, self.chunk_pixels // (h * w))
-            if torch.is_grad_enabled() and x.requires_grad:
-                out = torch.cat([self._forward_fused(c) for c in x.split(step)])
+            chunk_gain = (lambda i: None) if gain is None else (lambda i: gain[i : i + step])  # noqa: E731
+            if torch.is_grad_enabled() and (x.requires_grad or (gain is not None and gain.requires_grad)):
+                out = torch.cat([self._forward_fused(x[i : i + step], gain=chunk_gain(i)) for i in range(0, b, step)])
             else:
                 # Chunks write straight into one output tensor (no concatenation copy).
                 out = x.new_empty(b, 3, h, w)
                 workspace: dict[str, torch.Tensor] = {}
                 for i in range(0, b, step):
-                    self._forward_fused(x[i : i + step], out[i : i + step], workspace)
+                    self._forward_fused(x[i : i + step], out[i : i + step], workspace, gain=chunk_gain(i))
         return out[0] if single else out
 
-    def _forward_stages(self, x: torch.Tensor) -> torch.Tensor:
+    def _forward_stages(self, x: torch.Tensor, gain: torch.Tensor | None = None) -> torch.Tensor:
         cfg, cam = self.config, self.camera
         return run_stages(
             x,
@@ -309,12 +345,17 @@ class StaticISP(torch.nn.Module):
             denoise_fn=self._denoise,
             gamma=cfg.gamma,
             margin=self.margin,
+            exposure_gain=gain,
         )
 
     def _forward_fused(
-        self, x: torch.Tensor, out: torch.Tensor | None = None, workspace: dict | None = None
+        self, x: torch.Tensor, out: torch.Tensor | None = None, workspace: dict | None = None,
+        gain: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Fused chain on ``x (b, H, W)``; writes into ``out (b, 3, H, W)`` when given (no autograd).
+
+        ``gain``: the exposure gain ``(b,)`` of these images, applied to the black-subtracted
+        planes (None: no exposure stage).
 
         ``workspace`` keeps the large intermediate buffers from one chunk to the next: freshly
         allocated memory costs a page fault per 4 KiB on first touch, which was a third of the
@@ -340,6 +381,9 @@ class StaticISP(torch.nn.Module):
             planes = torch.sub(sites, bl_sites, out=buffer("planes", b, 2, 2, hc, wc)).view(b, 4, hc, wc)
         else:
             planes = (sites - bl_sites).reshape(b, 4, hc, wc)
+        if gain is not None:
+            g = gain.view(b, 1, 1, 1)
+            planes = planes.mul_(g) if inplace else planes * g
         r, g, bl = demosaic_site_planes(planes, self.config.demosaic)
         # Per site: `rgb_sites[s]` (B, 3, h/2, w/2) = rgb - q*Y (white balance, colour matrix and
         # luma folded into one 3x3), and luma Y goes to the full-resolution image `y`.

@@ -59,6 +59,7 @@ from transformers.processing_utils import ImagesKwargs
 
 from ..isp.config import CAMERAS, ISP_VARIANTS, CameraPreset, ISPConfig
 from ..io import raw_to_unit, read_raw_with_pattern
+from ..isp.exposure import check_exposure
 from ..isp.static import StaticISP
 
 __all__ = [
@@ -107,7 +108,8 @@ _NO_VIDEO_NOTE = {
 }
 # What to_dict / save_pretrained store (all JSON values).
 _SETTINGS = (
-    "isp", "camera", "raw_scale", "do_resize", "size", "resize_mode", "do_normalize", "image_mean", "image_std",
+    "isp", "camera", "exposure", "raw_scale", "do_resize", "size", "resize_mode", "do_normalize", "image_mean",
+    "image_std",
 )  # fmt: skip
 # Keys that transformers writes into (or passes through) a saved config; not settings of ours.
 _SERVICE_KEYS = ("image_processor_type", "auto_map", "processor_class", "feature_extractor_type")
@@ -124,6 +126,7 @@ class RawISPImageProcessorKwargs(ImagesKwargs, total=False):
     camera: str | dict | None
     raw_scale: float | None
     resize_mode: str | None
+    exposure: str | float | None
 
 
 class RawISPProcessorConfig(PreTrainedConfig):
@@ -182,6 +185,14 @@ def _check_camera(camera: Any) -> CameraPreset:
         raise TypeError(f"camera: {e}") from None
     except ValueError as e:
         raise ValueError(f"camera: invalid camera preset: {e}") from None
+
+
+def _with_exposure(config: ISPConfig, exposure: Any) -> ISPConfig:
+    """The ISP config with the processor's ``exposure`` setting merged in (see ISPConfig.with_exposure)."""
+    try:
+        return config.with_exposure(check_exposure(exposure))
+    except ValueError as e:
+        raise ValueError(f"exposure: {e}") from None
 
 
 def _check_raw_scale(raw_scale: Any) -> float:
@@ -465,6 +476,11 @@ class RawISPImageProcessor(BaseImageProcessor):
         camera: colour parameters, ``"neutral"``, ``"drone"``, ``"microscopy"`` (see
             :data:`raw_isp.CAMERAS`) or a dict with ``black_level`` (4), ``white_balance`` (3),
             ``colour_matrix`` (9 row-major) in normalised units.
+        exposure: the ISP's exposure stage (:mod:`raw_isp.isp.exposure`): None (default: the
+            ``isp`` config's own setting, none for the study's variants), ``"metadata"`` (gain
+            1 / intensity ratio; pass ``intensity=`` with every call), ``"auto"``
+            (auto-exposure from each frame) or a positive fixed gain. It must not contradict an
+            ``exposure`` inside an ``isp`` dict.
         raw_scale: integer raws are divided by this to reach [0, 1] (default 65535 for uint16
             frames). Floating-point inputs are taken as already normalised to [0, 1].
         do_resize: resize the developed RGB batch to ``size``.
@@ -495,6 +511,7 @@ class RawISPImageProcessor(BaseImageProcessor):
         do_normalize: bool = True,
         image_mean: float | Sequence[float] | None = None,
         image_std: float | Sequence[float] | None = None,
+        exposure: str | float | None = None,
         **kwargs: Any,
     ) -> None:
         for key in _SERVICE_KEYS:
@@ -504,6 +521,7 @@ class RawISPImageProcessor(BaseImageProcessor):
         super().__init__()
         self.isp = _as_spec(isp)
         self.camera = _as_spec(camera)
+        self.exposure = _with_exposure(ISPConfig(), exposure).exposure  # validated, a number as float
         self.raw_scale = raw_scale
         self.do_resize = do_resize
         self.size = {"height": 224, "width": 224} if size is None else size
@@ -522,7 +540,7 @@ class RawISPImageProcessor(BaseImageProcessor):
         """Defaults from ``self`` with non-None ``overrides``, all validated."""
         get = lambda k: overrides[k] if overrides.get(k) is not None else getattr(self, k)  # noqa: E731
         return _Options(
-            isp=_check_isp(get("isp")),
+            isp=_with_exposure(_check_isp(get("isp")), get("exposure")),
             camera=_check_camera(get("camera")),
             raw_scale=_check_raw_scale(get("raw_scale")),
             do_resize=_check_bool(get("do_resize"), "do_resize"),
@@ -533,13 +551,14 @@ class RawISPImageProcessor(BaseImageProcessor):
             image_std=_check_stats(get("image_std"), "image_std", positive=True),
         )
 
-    def get_isp(self, isp: Any = None, camera: Any = None, device: Any = None) -> StaticISP:
+    def get_isp(self, isp: Any = None, camera: Any = None, device: Any = None, exposure: Any = None) -> StaticISP:
         """The :class:`StaticISP` this processor runs (defaults, or the given overrides).
 
         Built once per (ISP config, camera values, device) and cached for the process, so
         repeated calls (and copies of the processor) do not rebuild kernels.
         """
-        cfg = _check_isp(self.isp if isp is None else isp)
+        exposure = self.exposure if exposure is None else exposure
+        cfg = _with_exposure(_check_isp(self.isp if isp is None else isp), exposure)
         cam = _check_camera(self.camera if camera is None else camera)
         return _isp_for(cfg, cam, _check_device("cpu" if device is None else device))
 
@@ -624,6 +643,8 @@ class RawISPImageProcessor(BaseImageProcessor):
         image_std: float | Sequence[float] | None = None,
         return_tensors: str | None = "pt",
         device: str | torch.device | None = None,
+        exposure: str | float | None = None,
+        intensity: Any = None,
     ) -> BatchFeature:
         """Develop, resize and normalise a raw or a batch of raws.
 
@@ -637,7 +658,10 @@ class RawISPImageProcessor(BaseImageProcessor):
             segmentation_maps: optional integer class maps, one ``(H, W)`` per image, same
                 H and W as the raws; resized with nearest-neighbour and returned as ``labels``.
             isp, camera, raw_scale, do_resize, size, resize_mode, do_normalize, image_mean,
-                image_std: override the stored settings for this call only.
+                image_std, exposure: override the stored settings for this call only.
+            intensity: the intensity ratio of each image (one number, or one per image: a list,
+                array or tensor ``(B,)``, e.g. a dataset batch's ``"intensity"``), all positive;
+                required when the exposure is ``"metadata"`` (gain 1 / ratio), ignored otherwise.
             return_tensors: ``"pt"`` (default: stacked torch tensors, on ``device``), ``"np"``
                 (stacked numpy arrays) or None (a list of one numpy array per image, as
                 transformers' ``ViTImageProcessor`` returns). The default differs from ViT's
@@ -654,12 +678,18 @@ class RawISPImageProcessor(BaseImageProcessor):
             ValueError / TypeError naming the argument: unknown ISP variant or camera, bad
             size, RGB images, 8-bit data (unless ``raw_scale <= 255``), odd or mixed sizes,
             negative or non-finite values, integers above ``raw_scale``, floats above 1,
-            unsupported ``return_tensors``.
+            unsupported ``return_tensors``, a missing or
+            non-positive ``intensity`` with ``exposure="metadata"``.
         """
         opts = self._options(
             isp=isp, camera=camera, raw_scale=raw_scale, do_resize=do_resize, size=size, resize_mode=resize_mode,
-            do_normalize=do_normalize, image_mean=image_mean, image_std=image_std,
+            do_normalize=do_normalize, image_mean=image_mean, image_std=image_std, exposure=exposure,
         )  # fmt: skip
+        if opts.isp.exposure == "metadata" and intensity is None:
+            raise ValueError(
+                "intensity: exposure='metadata' develops each image with gain 1 / its intensity ratio; pass "
+                "intensity= (one ratio, or one per image such as a batch's 'intensity' column)"
+            )
         return_tensors = _check_return_tensors(return_tensors)
         dev = None if device is None else _check_device(device)
 
@@ -671,7 +701,8 @@ class RawISPImageProcessor(BaseImageProcessor):
 
         isp_module = _isp_for(opts.isp, opts.camera, dev)
         with torch.no_grad():
-            rgb = self._finish(isp_module(raw), opts)
+            developed = isp_module(raw) if intensity is None else isp_module(raw, intensity=intensity)
+            rgb = self._finish(developed, opts)
 
         data: dict[str, torch.Tensor] = {"pixel_values": rgb}
         if segmentation_maps is not None:
