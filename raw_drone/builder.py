@@ -20,9 +20,9 @@ segmentation) or ``label`` (``ClassLabel`` ``no_car, car``; classification), ``t
 
 Tiles: disjoint 256x256 tiles on a grid from each frame's top-left corner; segmentation keeps
 the tiles with at least one car pixel, classification a balanced set of car tiles (car fraction
-> 0.01) and no-car tiles (fraction 0). Real full frames are tiled by the simulator's own code
-(``DroneSimulator.tile_index`` and ``select``, run over the real car masks), so real and
-synthetic data follow one rule.
+> 0.01) and no-car tiles (fraction 0). Real full frames and synthetic scenes are tiled by the
+same code (:mod:`raw_drone.tiling`: the grid, the car fractions and the seeded selection, run
+over the real car masks or the rendered ones), so real and synthetic data follow one rule.
 
 Splits: ``split_mode="grouped"`` (default): train / validation / test about 70/15/15 of the
 source frames (all frames, so the assignment is the same for both tasks and every intensity),
@@ -37,24 +37,28 @@ Sources (``source=``):
 - ``"synthetic"`` (default): :class:`raw_drone.DroneSimulator` (``num_scenes`` frames of
   ``frame_height`` x ``frame_width``, seed ``synthetic_seed``), 548 segmentation or 930
   classification tiles, or ``num_tiles``.
-- ``"local"``: a copy of the real data in ``data_dir`` in the Raw2Logit layout, detected
+- ``"local"``: a copy of the real data in ``data_dir`` (a folder or a ``.zip``) in the Raw2Logit
+  layout, found at any depth and inside zip archives (zips of zips too; ``images_full.zip``,
+  ``masks_full.zip`` and ``raw_scaleNNN.zip`` stand for those folders), detected
   (``layout="auto"``) in this order: full frames ``images_full/raw_scaleNNN/<stem>.tif`` (or
   ``.tiff``, ``.dng``, ``.DNG``) with masks ``masks_full/<stem>.png`` (any nonzero colour = car;
   an alpha channel is ignored), tiled here; or pre-tiled ``images_tiles_256/raw_scaleNNN/<id>.tif``
   with ``masks_tiles_256/<id>.png``, where ``<id>`` is ``<frame>_<number>`` as the Raw2Logit code
   names tiles (the frame part becomes ``source_image``; other names make each tile its own
   group, with a warning). Pre-tiled classification labels follow the car-fraction rule; tiles
-  with a fraction in (0, 0.01] are skipped. Zip archives are accepted as for Raw-Microscopy.
-  Frames without a mask are skipped with a warning; a mask whose size differs from its frame,
-  or an unreadable image, is an error naming the file.
-- ``"zenodo"``: the files of ``zenodo_files.json`` beside this module (or ``files_manifest=`` or
-  ``$RAW_DRONE_MANIFEST``), downloaded with the ``datasets`` download manager, size- and
-  SHA-256-checked, extracted safely, then read as ``"local"``.
+  with a fraction in (0, 0.01] are skipped. Frames without a mask, frames missing at a requested
+  intensity and masks without a frame are skipped, each kind counted in one warning; a mask
+  whose size differs from its frame, or an unreadable image, is an error naming the file. The
+  split is assigned over every mask's frame, so a frame lands in the same split in every config.
+- ``"zenodo"``: the files of the Zenodo record (``record=``, default 5235536) that this
+  configuration needs, chosen from the record's listing through the Zenodo API
+  (:mod:`raw_isp.data.zenodo`), or those pinned by ``files_manifest=`` / ``$RAW_DRONE_MANIFEST``
+  (the shipped ``zenodo_files.json`` pins nothing); downloaded with the ``datasets`` download
+  manager, size- and checksum-verified, extracted safely, then read as ``"local"``.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import re
 import warnings
@@ -69,109 +73,71 @@ from raw_drone.synthetic import (
     CLASS_NAMES,
     DEFAULT_FRAME_SHAPE,
     INTENSITIES,
-    MIN_CAR_FRACTION,
     NUM_CLASSIFICATION_TILES,
     NUM_SCENES,
     NUM_SEGMENTATION_TILES,
-    TILE_SIZE,
     DroneSimulator,
-    TileInfo,
 )
-from raw_isp.data.archive import (
-    SourceError,
-    fetch_manifest_files,
-    file_sha256,
-    fingerprint_tree,
-    layout_roots,
-    load_manifest,
-    manifest_path,
+from raw_drone.tiling import MIN_CAR_FRACTION, TILE_SIZE, TileInfo, select_tiles, tile_index
+from raw_isp.data.archive import SourceError
+from raw_isp.data.arrow import mask_feature
+from raw_isp.data.builder import (
+    RawBuilderConfig,
+    RawDatasetBuilder,
+    check_int,
+    intensity_configs,
+    intensity_tag,
 )
-from raw_isp.data.arrow import (
-    build_and_load,
-    mask_feature,
-    png_views,
-    raw_image_feature,
-    single_threaded_torch,
-    builder_code_hash,
-    warn_empty_split,
-)
-from raw_isp.citation import STUDY_CITATION
-from raw_isp.isp.config import ISP_VARIANTS
+from raw_isp.data.layout import LayoutTree, ratio_folders
+from raw_isp.data.splits import SPLIT_NAMES
 from raw_isp.io import read_raw
-from raw_isp.data.splits import SPLIT_NAMES, kfold_split, split_assignment
 
 __all__ = ["RawDrone", "RawDroneConfig", "load_dataset", "CONFIG_NAMES", "TASKS", "intensity_tag",
            "read_mask", "MANIFEST_ENV", "DEFAULT_MANIFEST"]
 
 TASKS = ("segmentation", "classification")
-SOURCES = ("synthetic", "local", "zenodo")
 SPLIT_MODES = ("grouped", "random")
 LAYOUTS = ("auto", "full", "tiles")
-MANIFEST_ENV = "RAW_DRONE_MANIFEST"
-DEFAULT_MANIFEST = Path(__file__).with_name("zenodo_files.json")
 TILE_SHAPE = (TILE_SIZE, TILE_SIZE)
 _FRAME_SUFFIXES = (".tif", ".tiff", ".dng", ".DNG", ".TIF", ".TIFF")
 _MASK_SUFFIXES = (".png", ".PNG")
 _TILE_NAME = re.compile(r"^(?P<source>.+)_(?P<number>\d+)$")
 
 
-def intensity_tag(ratio: float) -> str:
-    """``"100"`` for 1.0, ``"075"`` for 0.75, ... ``"001"`` for 0.01 (as in ``raw_scaleNNN``)."""
-    return f"{int(round(float(ratio) * 100)):03d}"
-
-
-_RATIO_OF_TAG = {intensity_tag(r): float(r) for r in INTENSITIES}
-
-
 @dataclass
-class RawDroneConfig(datasets.BuilderConfig):
-    """A Raw-Drone configuration. ``task``, ``kind``, ``ratio`` and ``isp_variant`` are fixed per
-    config name; the others are the keyword arguments of :func:`load_dataset`."""
+class RawDroneConfig(RawBuilderConfig):
+    """A Raw-Drone configuration: the shared fields, ``task`` (fixed per config name) and the
+    drone's own keyword arguments of :func:`load_dataset`."""
 
     task: str = "segmentation"
-    kind: str = "raw"
-    ratio: float | None = None
-    isp_variant: str | None = None
-    source: str = "synthetic"
     num_tiles: int | None = None
     num_scenes: int = NUM_SCENES
     frame_height: int = DEFAULT_FRAME_SHAPE[0]
     frame_width: int = DEFAULT_FRAME_SHAPE[1]
-    synthetic_seed: int = 0
-    seed: int = 0
     split_mode: str = "grouped"
-    fold: int | None = None
-    n_folds: int = 5
-    intensity: float | None = None
     layout: str = "auto"
-    files_manifest: str | None = None
-    source_fingerprint: str | None = None
+
+
+_TARGET = {"segmentation": "a car mask (uint8 0/1)", "classification": "a car / no-car label"}
 
 
 def _configs() -> list[RawDroneConfig]:
-    version = datasets.Version("1.0.0")
-    target = {"segmentation": "a car mask (uint8 0/1)", "classification": "a car / no-car label"}
     out = []
     for task in TASKS:
-        out.append(RawDroneConfig(
-            name=task, version=version, task=task,
-            description=f"Raw RGGB tiles (uint16, 256x256) with {target[task]}, at all seven intensity ratios; "
-                        "one row per (tile, ratio), the ratio in 'intensity'."))
-        for r in INTENSITIES:
-            out.append(RawDroneConfig(
-                name=f"{task}-{intensity_tag(r)}", version=version, task=task, ratio=float(r),
-                description=f"Raw RGGB tiles (uint16, 256x256) with {target[task]}, at intensity ratio {r} only."))
-        for v in ISP_VARIANTS:
-            out.append(RawDroneConfig(
-                name=f"{task}-rgb-{v}", version=version, task=task, kind="rgb", isp_variant=v,
-                description=f"RGB views (8-bit PNG, 256x256) of the tiles made by raw_isp.StaticISP('{v}', "
-                            f"camera='drone'), with {target[task]}, at intensity 1.0 unless 'intensity' says "
-                            "otherwise."))
+        def describe(kind: str, ratio: float | None, variant: str | None, task: str = task) -> str:
+            if kind == "rgb":
+                return (f"RGB views (8-bit PNG, 256x256) of the tiles made by raw_isp.StaticISP('{variant}', "
+                        f"camera='drone'), with {_TARGET[task]}, at intensity 1.0 unless 'intensity' says otherwise.")
+            if ratio is None:
+                return (f"Raw RGGB tiles (uint16, 256x256) with {_TARGET[task]}, at all seven intensity ratios; "
+                        "one row per (tile, ratio), the ratio in 'intensity'.")
+            return f"Raw RGGB tiles (uint16, 256x256) with {_TARGET[task]}, at intensity ratio {ratio} only."
+
+        out.extend(intensity_configs(RawDroneConfig, task, f"{task}-rgb-", INTENSITIES, describe, task=task))
     return out
 
 
 _CONFIGS = _configs()
-_DEFAULTS = {f.name: f.default for f in dataclasses.fields(RawDroneConfig)}
 CONFIG_NAMES: tuple[str, ...] = tuple(c.name for c in _CONFIGS)
 
 
@@ -194,13 +160,6 @@ class _Job(NamedTuple):
     tiles: tuple[_Tile, ...]
 
 
-def _check_int(name: str, value: Any, minimum: int, allow_none: bool = False) -> None:
-    if value is None and allow_none:
-        return
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
-
-
 def read_mask(path: str | os.PathLike[str]) -> np.ndarray:
     """Read a car mask image as uint8 ``(H, W)``, 1 where any colour channel is nonzero.
 
@@ -221,7 +180,7 @@ def read_mask(path: str | os.PathLike[str]) -> np.ndarray:
             bands = im.getbands()
     except FileNotFoundError:
         raise SourceError(f"{path}: mask file not found") from None
-    except (UnidentifiedImageError, OSError, ValueError) as e:
+    except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError) as e:
         raise SourceError(f"{path}: cannot read the mask image ({e})") from e
     if arr.ndim == 3:
         keep = [i for i, b in enumerate(bands) if b != "A"] or [0]
@@ -230,116 +189,76 @@ def read_mask(path: str | os.PathLike[str]) -> np.ndarray:
     return (arr != 0).astype(np.uint8)
 
 
-class _MaskTiler(DroneSimulator):
-    """Adapter: the simulator's own tile index and tile selection, run over real car masks.
-
-    ``car_mask(k)`` reads frame ``k``'s mask file instead of rendering a scene; everything else
-    (the tile grid, car fractions, the seeded ranking and the balanced classification set) is
-    ``DroneSimulator``'s code unchanged.
-    """
-
-    def __init__(self, mask_paths: list[str], shape: tuple[int, int], seed: int = 0) -> None:
-        super().__init__(seed=seed, num_scenes=len(mask_paths), height=shape[0], width=shape[1], workers=1)
-        self._mask_paths = mask_paths
-
-    def car_mask(self, k: int) -> np.ndarray:
-        path = self._mask_paths[self._check_scene(k)]
-        mask = read_mask(path)
-        if mask.shape != (self.height, self.width):
-            raise SourceError(f"{path}: mask has shape {mask.shape}, but the other masks have "
-                              f"{(self.height, self.width)}; all full frames must have one size")
-        return mask
-
-
-def _find_files(folder: Path, suffixes: tuple[str, ...]) -> dict[str, Path]:
+def _by_stem(tree: LayoutTree, folder: tuple[str, ...], suffixes: tuple[str, ...]) -> dict[str, Path]:
+    """``{stem: path}`` of the files of a folder with one of ``suffixes`` (the first by name wins)."""
     out: dict[str, Path] = {}
-    for p in sorted(folder.iterdir()):
-        if p.is_file() and p.suffix in suffixes and not p.name.startswith("."):
-            out.setdefault(p.stem, p)
+    for name, path in tree.listdir(folder).items():
+        stem, suffix = os.path.splitext(name)
+        if suffix in suffixes:
+            out.setdefault(stem, path)
     return out
 
 
-def _find_dirs(roots: list[tuple[Path, str | None]], images: str, masks: str
-               ) -> tuple[dict[float, Path], Path | None]:
-    folders: dict[float, Path] = {}
-    mask_dir = None
-    for root, zip_parent in roots:
-        for tag, ratio in _RATIO_OF_TAG.items():
-            extra = (root / f"raw_scale{tag}",) if zip_parent == images else ()
-            for candidate in (root / images / f"raw_scale{tag}",) + extra:
-                if ratio not in folders and candidate.is_dir():
-                    folders[ratio] = candidate
-        if mask_dir is None:
-            if (root / masks).is_dir():
-                mask_dir = root / masks
-            elif zip_parent == masks:
-                mask_dir = root
-    return folders, mask_dir
+def _warn_count(items: list[str], what: str) -> None:
+    if items:
+        warnings.warn(f"{len(items)} {what}, e.g. {items[0]}", UserWarning, stacklevel=3)
+
+
+def _layout_dirs(tree: LayoutTree, images: str, masks: str, ratios: tuple[float, ...], where: str
+                 ) -> tuple[dict[float, tuple[str, ...]], tuple[str, ...]] | None:
+    """The ``raw_scaleNNN`` folders of ``ratios`` below ``images`` and the ``masks`` folder nearest
+    to them, or None when the tree has no such pair of folders."""
+    mask_dirs = [d for d in tree.find_dirs(lambda n: n.lower() == masks) if tree.listdir(d, _MASK_SUFFIXES)]
+    if not mask_dirs or not tree.find_dirs(lambda n: n.lower() == images):
+        return None
+    tags = {intensity_tag(r): r for r in ratios}
+    folders = ratio_folders(tree, tags, _FRAME_SUFFIXES, within=images, within_required=True, where=where)
+    missing = [r for r in ratios if r not in folders]
+    if missing:
+        tag = intensity_tag(missing[0])
+        raise SourceError(f"{where}: no folder {images}/raw_scale{tag} (or {images}/raw_scale{tag}.zip) with frames "
+                          f"for intensity {missing[0]}; found at the top: {tree.describe_top()}")
+    anchor = next(iter(folders.values()))
+
+    def distance(d: tuple[str, ...]) -> tuple[int, int]:
+        common = next((k for k, (x, y) in enumerate(zip(d, anchor)) if x != y), min(len(d), len(anchor)))
+        return -common, len(d)
+
+    mask_dirs.sort(key=distance)
+    if len(mask_dirs) > 1 and distance(mask_dirs[0]) == distance(mask_dirs[1]):
+        listed = ", ".join(str(tree.real(d)) for d in mask_dirs)
+        raise SourceError(f"{where}: several {masks} folders: {listed}; point data_dir at one copy")
+    return folders, mask_dirs[0]
 
 
 # ------------------------------------------------------------------ builder
 
 
-class RawDrone(datasets.GeneratorBasedBuilder):
+class RawDrone(RawDatasetBuilder):
     """Raw-Drone builder. See the module docstring for configs, features, splits and sources."""
 
     BUILDER_CONFIG_CLASS = RawDroneConfig
     BUILDER_CONFIGS = _CONFIGS
     DEFAULT_CONFIG_NAME = "segmentation"
-    DEFAULT_WRITER_BATCH_SIZE = 64
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        kwargs.setdefault("dataset_name", "raw_drone")
-        kwargs.setdefault("hash", builder_code_hash(Path(__file__).parent))
-        source = kwargs.get("source") or "synthetic"
-        if kwargs.get("source_fingerprint") is None:
-            if source == "local" and kwargs.get("data_dir") and Path(kwargs["data_dir"]).exists():
-                kwargs["source_fingerprint"] = fingerprint_tree(Path(kwargs["data_dir"]))
-            elif source == "zenodo":
-                manifest = manifest_path(kwargs.get("files_manifest"), MANIFEST_ENV, DEFAULT_MANIFEST)
-                if manifest.is_file():
-                    kwargs["source_fingerprint"] = file_sha256(manifest)[:16]
-        super().__init__(*args, **kwargs)
-        self._check_config()
-        self._main_pid = os.getpid()
+    IMAGE_SHAPE = TILE_SHAPE
+    CAMERA = "drone"
+    # Record file names that say drone, and archive members only the drone layout has (the
+    # record also holds Raw-Microscopy).
+    ZENODO_NAMES = (r"drone", r"(^|[^a-z])dji", r"aerial", r"(^|[^a-z])cars?([^a-z]|$)")
+    LAYOUT_MARKS = (r"(^|/)(images|masks)_(full|tiles_\d+)(/|\.zip$|$)", r"(^|/)dji_")
+    RECORD_SIBLINGS = ("raw_microscopy.builder",)
 
     # -- configuration
-    def _check_config(self) -> None:
+    def _check_options(self) -> None:
         c = self.config
-        for name, value, allowed in (("source", c.source, SOURCES), ("split_mode", c.split_mode, SPLIT_MODES),
-                                     ("layout", c.layout, LAYOUTS), ("task", c.task, TASKS)):
+        for name, value, allowed in (("split_mode", c.split_mode, SPLIT_MODES), ("layout", c.layout, LAYOUTS),
+                                     ("task", c.task, TASKS)):
             if value not in allowed:
                 raise ValueError(f"{name} must be one of {allowed}, got {value!r}")
-        _check_int("num_tiles", c.num_tiles, 1, allow_none=True)
-        _check_int("num_scenes", c.num_scenes, 1)
-        _check_int("frame_height", c.frame_height, TILE_SIZE)
-        _check_int("frame_width", c.frame_width, TILE_SIZE)
-        _check_int("synthetic_seed", c.synthetic_seed, 0)
-        _check_int("seed", c.seed, 0)
-        if c.fold is not None:
-            _check_int("n_folds", c.n_folds, 3)
-            if isinstance(c.fold, bool) or not isinstance(c.fold, (int, np.integer)) or not 0 <= c.fold < c.n_folds:
-                raise ValueError(f"fold must be an integer in 0..{c.n_folds - 1} (n_folds={c.n_folds}), got {c.fold!r}")
-        if c.intensity is not None:
-            if float(c.intensity) not in INTENSITIES:
-                raise ValueError(f"intensity must be one of {INTENSITIES}, got {c.intensity!r}")
-            if c.kind == "raw" and (c.ratio is None or float(c.intensity) != c.ratio):
-                fixed = "all intensities" if c.ratio is None else f"intensity {c.ratio}"
-                raise ValueError(
-                    f"config {c.name!r} holds {fixed}; for intensity {c.intensity} use the config "
-                    f"'{c.task}-{intensity_tag(c.intensity)}' (raw_drone.load_dataset('{c.task}', intensity=...) "
-                    "picks it)"
-                )
-        if c.source == "local" and not c.data_dir:
-            raise ValueError("source='local' needs data_dir= (a folder or .zip with the real data's layout)")
-        if c.source != "local" and c.data_dir:
-            raise ValueError(f"data_dir is only used with source='local' (got source={c.source!r})")
-
-    def _ratios(self) -> tuple[float, ...]:
-        c = self.config
-        if c.kind == "rgb":
-            return (float(c.intensity) if c.intensity is not None else 1.0,)
-        return (c.ratio,) if c.ratio is not None else tuple(float(r) for r in INTENSITIES)
+        check_int("num_tiles", c.num_tiles, 1, allow_none=True)
+        check_int("num_scenes", c.num_scenes, 1)
+        check_int("frame_height", c.frame_height, TILE_SIZE)
+        check_int("frame_width", c.frame_width, TILE_SIZE)
 
     def _num_tiles(self) -> int:
         c = self.config
@@ -347,19 +266,17 @@ class RawDrone(datasets.GeneratorBasedBuilder):
             return c.num_tiles
         return NUM_SEGMENTATION_TILES if c.task == "segmentation" else NUM_CLASSIFICATION_TILES
 
-    def default_num_proc(self) -> int | None:
-        """Processes for generation: 2-4 for a synthetic source of at least four default-size
-        frames (one process per scene at a time), else one."""
+    def _large_synthetic(self) -> bool:
+        # One process per scene at a time: worth it from four default-size frames.
         c = self.config
-        if c.source != "synthetic" or c.num_scenes * c.frame_height * c.frame_width < 4 * 2560 * 3840:
-            return None
-        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-        return max(1, min(4, cores)) if cores > 1 else None
+        return c.num_scenes * c.frame_height * c.frame_width >= 4 * 2560 * 3840
 
-    def _info(self) -> datasets.DatasetInfo:
-        c = self.config
-        features: dict[str, Any] = {"image": raw_image_feature(TILE_SHAPE) if c.kind == "raw" else datasets.Image()}
-        if c.task == "segmentation":
+    def _split_unit(self) -> str:
+        return "source frames" if self.config.split_mode == "grouped" else "tiles"
+
+    def _features(self, image: Any) -> dict[str, Any]:
+        features: dict[str, Any] = {"image": image}
+        if self.config.task == "segmentation":
             features["mask"] = mask_feature(TILE_SHAPE)
         else:
             features["label"] = datasets.ClassLabel(names=list(CLASS_NAMES))
@@ -369,19 +286,17 @@ class RawDrone(datasets.GeneratorBasedBuilder):
             "car_fraction": datasets.Value("float32"),
             "intensity": datasets.Value("float32"),
         })
-        return datasets.DatasetInfo(
-            description=c.description or "",
-            features=datasets.Features(features),
-            homepage="https://doi.org/10.5281/zenodo.5235536",
-            license="cc-by-4.0",
-            citation=STUDY_CITATION,
-        )
+        return features
 
     # -- sources: every source yields jobs (tiles grouped by source) and the list of all frames
+    def _simulator(self, workers: int) -> DroneSimulator:
+        c = self.config
+        return DroneSimulator(seed=c.synthetic_seed, num_scenes=c.num_scenes, height=c.frame_height,
+                              width=c.frame_width, workers=workers)
+
     def _synthetic_jobs(self) -> tuple[list[_Job], list[str]]:
         c = self.config
-        sim = DroneSimulator(seed=c.synthetic_seed, num_scenes=c.num_scenes, height=c.frame_height,
-                             width=c.frame_width, workers=1)
+        sim = self._simulator(workers=1)
         n = self._num_tiles()
         chosen = sim.select(n, 0)["segmentation"] if c.task == "segmentation" else sim.select(0, n)["classification"]
         jobs = []
@@ -392,34 +307,37 @@ class RawDrone(datasets.GeneratorBasedBuilder):
                 jobs.append(_Job(sim.scene_id(k), k, (), None, tiles))
         return jobs, [sim.scene_id(k) for k in range(c.num_scenes)]
 
-    def _full_frame_jobs(self, folders: dict[float, Path], mask_dir: Path, where: str
-                         ) -> tuple[list[_Job], list[str]]:
+    def _full_frame_jobs(self, tree: LayoutTree, folders: dict[float, tuple[str, ...]], mask_dir: tuple[str, ...],
+                         where: str) -> tuple[list[_Job], list[str]]:
         c = self.config
         ratios = self._ratios()
-        _check_folders(folders, ratios, "images_full", where)
-        frames = {r: _find_files(folders[r], _FRAME_SUFFIXES) for r in ratios}
-        masks = _find_files(mask_dir, _MASK_SUFFIXES)
+        frames = {r: _by_stem(tree, folders[r], _FRAME_SUFFIXES) for r in ratios}
+        masks = _by_stem(tree, mask_dir, _MASK_SUFFIXES)
         stems = sorted(set().union(*frames.values()))
-        usable = []
-        for stem in stems:
-            if stem not in masks:
-                warnings.warn(f"{mask_dir}: no mask {stem}.png for frame {stem}; skipping the frame",
-                              UserWarning, stacklevel=3)
-                continue
-            absent = [r for r in ratios if stem not in frames[r]]
-            if absent:
-                warnings.warn(f"{folders[absent[0]]}: no frame {stem} at intensity {absent[0]}; skipping the frame",
-                              UserWarning, stacklevel=3)
-                continue
-            usable.append(stem)
+        no_mask = [s for s in stems if s not in masks]
+        incomplete = [f"{s} (no frame at intensity {next(r for r in ratios if s not in frames[r])})"
+                      for s in stems if s in masks and any(s not in frames[r] for r in ratios)]
+        usable = [s for s in stems if s in masks and all(s in frames[r] for r in ratios)]
+        _warn_count([f"{s} (expected {tree.real(mask_dir) / (s + '.png')})" for s in no_mask],
+                    "full frame(s) without a mask skipped")
+        _warn_count(incomplete, "full frame(s) missing at a requested intensity skipped")
+        _warn_count([str(masks[m]) for m in sorted(masks) if m not in set(stems)],
+                    f"mask(s) without a frame in {', '.join(str(tree.real(folders[r])) for r in ratios)} ignored")
         if not usable:
-            raise SourceError(f"{where}: no full frame with a mask in {mask_dir}")
-        first = read_mask(masks[usable[0]])
-        try:
-            tiler = _MaskTiler([str(masks[s]) for s in usable], first.shape)
-        except ValueError as e:
-            raise SourceError(f"{masks[usable[0]]}: cannot tile frames of shape {first.shape}: {e}") from e
-        counts = tiler.tile_index()
+            raise SourceError(f"{where}: no full frame with a mask in {tree.real(mask_dir)}")
+        shape = read_mask(masks[usable[0]]).shape
+        if shape[0] < TILE_SIZE or shape[1] < TILE_SIZE:
+            raise SourceError(f"{masks[usable[0]]}: frames of shape {shape} are smaller than one "
+                              f"{TILE_SIZE}x{TILE_SIZE} tile")
+
+        def car_mask(k: int) -> np.ndarray:
+            mask = read_mask(masks[usable[k]])
+            if mask.shape != shape:
+                raise SourceError(f"{masks[usable[k]]}: mask has shape {mask.shape}, but the other masks have "
+                                  f"{shape}; all full frames must have one size")
+            return mask
+
+        counts = tile_index(car_mask, len(usable), shape)
         if c.num_tiles is not None:
             n = c.num_tiles
         elif c.task == "segmentation":
@@ -428,8 +346,8 @@ class RawDrone(datasets.GeneratorBasedBuilder):
             n = 2 * min(sum(t.car_fraction > MIN_CAR_FRACTION for t in counts),
                         sum(t.car_fraction == 0 for t in counts))
         try:
-            picked = tiler.select(n, 0) if c.task == "segmentation" else tiler.select(0, n)
-            chosen = picked[c.task]
+            sizes = (n, 0) if c.task == "segmentation" else (0, n)
+            chosen = select_tiles(counts, 0, *sizes, source=f"{len(usable)} frames of {shape[0]}x{shape[1]}")[c.task]
         except ValueError as e:
             raise SourceError(f"{where}: {e}") from e
         jobs = []
@@ -438,19 +356,19 @@ class RawDrone(datasets.GeneratorBasedBuilder):
                           for t in chosen if t.scene == k)
             if tiles:
                 jobs.append(_Job(stem, None, tuple((r, str(frames[r][stem])) for r in ratios), str(masks[stem]), tiles))
-        # Split over every frame with a mask and a file at any intensity (not only the ones
-        # usable here), so that a frame lands in the same split in every config.
-        anywhere = set().union(*(_find_files(f, _FRAME_SUFFIXES) for f in folders.values()))
-        return jobs, sorted(anywhere & set(masks))
+        # Split over the frame of every mask (not only the ones usable here), so that a frame
+        # lands in the same split in every config.
+        return jobs, sorted(masks)
 
-    def _tile_jobs(self, folders: dict[float, Path], mask_dir: Path, where: str) -> tuple[list[_Job], list[str]]:
+    def _tile_jobs(self, tree: LayoutTree, folders: dict[float, tuple[str, ...]], mask_dir: tuple[str, ...],
+                   where: str) -> tuple[list[_Job], list[str]]:
         c = self.config
         ratios = self._ratios()
-        _check_folders(folders, ratios, "images_tiles_256", where)
-        files = {r: _find_files(folders[r], _FRAME_SUFFIXES) for r in ratios}
-        masks = _find_files(mask_dir, _MASK_SUFFIXES)
+        files = {r: _by_stem(tree, folders[r], _FRAME_SUFFIXES) for r in ratios}
+        masks = _by_stem(tree, mask_dir, _MASK_SUFFIXES)
+        every = set().union(*files.values())
         jobs, unnamed, skipped = [], 0, 0
-        for stem in sorted(set().union(*files.values())):
+        for stem in sorted(every):
             if stem not in masks or any(stem not in files[r] for r in ratios):
                 skipped += 1
                 continue
@@ -472,87 +390,73 @@ class RawDrone(datasets.GeneratorBasedBuilder):
         if skipped:
             warnings.warn(f"{where}: skipped {skipped} tile(s) without a mask or without a file at every "
                           "requested intensity", UserWarning, stacklevel=3)
+        _warn_count([str(masks[m]) for m in sorted(masks) if m not in every], "tile mask(s) without a tile ignored")
         if unnamed:
             warnings.warn(f"{where}: {unnamed} tile name(s) are not '<frame>_<number>'; those tiles are their own "
                           "split groups (their source frame is unknown)", UserWarning, stacklevel=3)
         if not jobs:
             raise SourceError(f"{where}: no usable {c.task} tiles in the pre-tiled layout")
-        # Split over the frames of every tile with a mask (whatever the task keeps), so that a
-        # frame lands in the same split in every config.
-        every = set().union(*(_find_files(f, _FRAME_SUFFIXES) for f in folders.values())) & set(masks)
-        return jobs, sorted({(m.group("source") if (m := _TILE_NAME.match(t)) else t) for t in every})
+        # Split over the frames of every tile mask (whatever the task keeps), so that a frame
+        # lands in the same split in every config.
+        return jobs, sorted({(m.group("source") if (m := _TILE_NAME.match(t)) else t) for t in masks})
 
     def _jobs(self, dl_manager: Any) -> tuple[list[_Job], list[str]]:
         c = self.config
         if c.source == "synthetic":
             return self._synthetic_jobs()
-        extract_root = Path(self._cache_downloaded_dir) / "raw_isp_extracted"
-        if c.source == "local":
-            data_dir = Path(c.data_dir).expanduser()
-            roots = layout_roots(data_dir, extract_root)
-            where = str(data_dir)
-        else:
-            manifest = manifest_path(c.files_manifest, MANIFEST_ENV, DEFAULT_MANIFEST)
-            roots = []
-            for r in fetch_manifest_files(dl_manager, load_manifest(manifest), self._cache_downloaded_dir):
-                roots.extend(layout_roots(r, extract_root))
-            where = f"the files of {manifest}"
+        tree, where = self._data_tree(dl_manager)
+        ratios = self._ratios()
         if c.layout in ("auto", "full"):
-            folders, mask_dir = _find_dirs(roots, "images_full", "masks_full")
-            if folders and mask_dir is not None:
-                return self._full_frame_jobs(folders, mask_dir, where)
+            found = _layout_dirs(tree, "images_full", "masks_full", ratios, where)
+            if found is not None:
+                return self._full_frame_jobs(tree, *found, where)
             if c.layout == "full":
-                raise SourceError(f"{where}: no full-frame layout (images_full/raw_scaleNNN and masks_full) found")
-        folders, mask_dir = _find_dirs(roots, "images_tiles_256", "masks_tiles_256")
-        if folders and mask_dir is not None:
-            return self._tile_jobs(folders, mask_dir, where)
+                raise SourceError(f"{where}: no full-frame layout (images_full/raw_scaleNNN and masks_full) found; "
+                                  f"found at the top: {tree.describe_top()}")
+        found = _layout_dirs(tree, "images_tiles_256", "masks_tiles_256", ratios, where)
+        if found is not None:
+            return self._tile_jobs(tree, *found, where)
         raise SourceError(
             f"{where}: no Raw-Drone layout found: expected images_full/raw_scaleNNN/*.tif (or .DNG) with "
-            "masks_full/<stem>.png, or images_tiles_256/raw_scaleNNN/*.tif with masks_tiles_256/*.png"
+            "masks_full/<stem>.png, or images_tiles_256/raw_scaleNNN/*.tif with masks_tiles_256/*.png, at any "
+            f"depth (folders, or zip archives named for them); found at the top: {tree.describe_top()}"
         )
 
-    def _split_generators(self, dl_manager: Any) -> list[datasets.SplitGenerator]:
+    def _split_shards(self, dl_manager: Any) -> dict[str, list[_Job]]:
         c = self.config
         jobs, frames = self._jobs(dl_manager)
         if c.split_mode == "grouped":
             # Assign whole frames (every frame, each counted once), then their tiles follow.
-            if c.fold is None:
-                names = split_assignment(frames, seed=c.seed)
-            else:
-                names = kfold_split(frames, fold=c.fold, n_folds=c.n_folds, seed=c.seed)
-            split_of_frame = dict(zip(frames, names))
+            split_of_frame = self._assign_splits(frames)
             split_of_tile = {t.tile_id: split_of_frame[j.source_image] for j in jobs for t in j.tiles}
         else:
-            tiles = sorted(t.tile_id for j in jobs for t in j.tiles)
-            if c.fold is None:
-                names = split_assignment(tiles, seed=c.seed)
-            else:
-                names = kfold_split(tiles, fold=c.fold, n_folds=c.n_folds, seed=c.seed)
-            split_of_tile = dict(zip(tiles, names))
-        out = []
+            split_of_tile = self._assign_splits(sorted(t.tile_id for j in jobs for t in j.tiles))
+        out: dict[str, list[_Job]] = {}
         for split in SPLIT_NAMES:
-            shards = []
+            out[split] = []
             for j in jobs:
                 tiles = tuple(t for t in j.tiles if split_of_tile[t.tile_id] == split)
                 if tiles:
-                    shards.append(j._replace(tiles=tiles))
-            if shards:
-                out.append(datasets.SplitGenerator(name=split, gen_kwargs={"shards": shards}))
-            else:
-                warn_empty_split(split, "source frames" if c.split_mode == "grouped" else "tiles")
+                    out[split].append(j._replace(tiles=tiles))
         return out
 
     # -- examples
-    def _job_examples(self, job: _Job, ratios: tuple[float, ...], sim: DroneSimulator | None
-                      ) -> Iterator[dict[str, Any]]:
-        """Rows of one job: dicts with image, tile, intensity and (segmentation) the tile mask."""
+    def _generation_state(self) -> DroneSimulator | None:
+        if self.config.source != "synthetic":
+            return None
+        # Threads for the per-tile sensor noise: one in a num_proc worker, a few otherwise.
+        in_worker = os.getpid() != getattr(self, "_main_pid", os.getpid())
+        return self._simulator(workers=1 if in_worker else min(4, os.cpu_count() or 1))
+
+    def _job_tiles(self, job: _Job, ratios: tuple[float, ...], sim: DroneSimulator | None
+                   ) -> Iterator[tuple[_Tile, np.ndarray, float, np.ndarray | None]]:
+        """``(tile, raw image, intensity, mask)`` for each tile of a job and each ratio."""
         c = self.config
         if job.scene is not None:
             wanted = [TileInfo(job.scene, t.row, t.col, t.car_fraction) for t in job.tiles]
             by_id = {w.tile_id: t for w, t in zip(wanted, job.tiles)}
             for ex in sim._examples({c.task: wanted}, ratios):
-                yield {"tile": by_id[ex["tile_id"]], "image": ex["image"], "intensity": ex["intensity"],
-                       "mask": ex.get("mask")}
+                yield by_id[ex["tile_id"]], ex["image"], ex["intensity"], ex.get("mask")
             return
         t = TILE_SIZE
         mask = read_mask(job.mask)
@@ -562,50 +466,23 @@ class RawDrone(datasets.GeneratorBasedBuilder):
                 raise SourceError(f"{path}: image has shape {raw.shape} but its mask {job.mask} has {mask.shape}")
             for tile in job.tiles:
                 sl = (slice(tile.row * t, (tile.row + 1) * t), slice(tile.col * t, (tile.col + 1) * t))
-                yield {"tile": tile, "image": raw[sl], "intensity": r, "mask": mask[sl]}
+                yield tile, raw[sl], r, mask[sl]
 
-    def _generate_examples(self, shards: list) -> Iterator[tuple[str, dict[str, Any]]]:
-        with single_threaded_torch():
-            yield from self._examples_of(shards)
-
-    def _examples_of(self, shards: list[_Job]) -> Iterator[tuple[str, dict[str, Any]]]:
+    def _shard_rows(self, job: _Job, sim: DroneSimulator | None) -> Iterator[tuple[str, dict[str, Any]]]:
         c = self.config
-        ratios = self._ratios()
-        sim = None
-        if c.source == "synthetic":
-            # Threads for the per-tile sensor noise: one in a num_proc worker, a few otherwise.
-            in_worker = os.getpid() != getattr(self, "_main_pid", os.getpid())
-            workers = 1 if in_worker else min(4, os.cpu_count() or 1)
-            sim = DroneSimulator(seed=c.synthetic_seed, num_scenes=c.num_scenes, height=c.frame_height,
-                                 width=c.frame_width, workers=workers)
-        isp = None
-        if c.kind == "rgb":
-            from raw_isp.isp.static import StaticISP
-
-            isp = StaticISP(c.isp_variant, camera="drone")
-        for job in shards:
-            rows = list(self._job_examples(job, ratios, sim))
-            if isp is not None and rows:
-                rgb = png_views(isp, np.stack([row["image"] for row in rows]))
-                for row, img in zip(rows, rgb):
-                    row["image"] = img
-            for row in rows:
-                tile = row["tile"]
-                ex: dict[str, Any] = {"image": row["image"]}
-                if c.task == "segmentation":
-                    ex["mask"] = row["mask"]
-                else:
-                    ex["label"] = int(tile.car_fraction > MIN_CAR_FRACTION)
-                ex.update(tile_id=tile.tile_id, source_image=tile.source_image, car_fraction=tile.car_fraction,
-                          intensity=row["intensity"])
-                yield f"{tile.tile_id}@{intensity_tag(row['intensity'])}", ex
+        for tile, image, r, mask in self._job_tiles(job, self._ratios(), sim):
+            ex: dict[str, Any] = {"image": image}
+            if c.task == "segmentation":
+                ex["mask"] = mask
+            else:
+                ex["label"] = int(tile.car_fraction > MIN_CAR_FRACTION)
+            ex.update(tile_id=tile.tile_id, source_image=tile.source_image, car_fraction=tile.car_fraction,
+                      intensity=r)
+            yield f"{tile.tile_id}@{intensity_tag(r)}", ex
 
 
-def _check_folders(folders: dict[float, Path], ratios: tuple[float, ...], layout: str, where: str) -> None:
-    """Raise if the layout lacks the ``raw_scaleNNN`` folder of one of the wanted intensities."""
-    missing = [r for r in ratios if r not in folders]
-    if missing:
-        raise SourceError(f"{where}: no folder {layout}/raw_scale{intensity_tag(missing[0])} for intensity {missing[0]}")
+MANIFEST_ENV = RawDrone.MANIFEST_ENV
+DEFAULT_MANIFEST = RawDrone.DEFAULT_MANIFEST
 
 
 def load_dataset(
@@ -625,11 +502,14 @@ def load_dataset(
     frame_height: int | None = None,
     frame_width: int | None = None,
     layout: str = "auto",
+    record: str | int | None = None,
     files_manifest: str | os.PathLike[str] | None = None,
     cache_dir: str | None = None,
     download_mode: Any = None,
     num_proc: int | None = None,
     output: str | None = "numpy",
+    download_timeout: float | None = None,
+    extract_limits: Any = None,
 ) -> datasets.Dataset | datasets.DatasetDict:
     """Load Raw-Drone in one call, with the conventions of ``datasets.load_dataset``.
 
@@ -650,24 +530,22 @@ def load_dataset(
         num_scenes, frame_height, frame_width: size of the synthetic source (default 12 frames of
             2560x3840).
         layout: "auto", "full" (full frames + masks, tiled here) or "tiles" (pre-tiled) for local data.
-        files_manifest: the download manifest for "zenodo".
+        record: the Zenodo record for "zenodo" (id or DOI; default 5235536); the API is
+            ``$RAW_ISP_ZENODO_API`` (default https://zenodo.org/api).
+        files_manifest: a manifest that pins the files for "zenodo" (default:
+            ``$RAW_DRONE_MANIFEST``, else the record's listing decides).
         cache_dir, download_mode: as in ``datasets.load_dataset``.
         num_proc: processes for generation (default: 2-4 for the synthetic source, else 1).
         output: "numpy" (default), "torch" or None; see ``raw_isp.data.arrow.raw_format``.
+        download_timeout: seconds without data before a download fails (default
+            ``$RAW_ISP_DOWNLOAD_TIMEOUT`` or 60).
+        extract_limits: ``raw_isp.data.archive.ExtractLimits`` for the zip archives.
     Returns:
         ``datasets.DatasetDict`` or ``datasets.Dataset``.
     """
-    if name not in CONFIG_NAMES:
-        raise ValueError(f"unknown Raw-Drone config {name!r}; choose one of {list(CONFIG_NAMES)}")
-    if name in TASKS and intensity is not None:
-        if float(intensity) not in INTENSITIES:
-            raise ValueError(f"intensity must be one of {INTENSITIES}, got {intensity!r}")
-        name, intensity = f"{name}-{intensity_tag(intensity)}", None
-    given: dict[str, Any] = dict(
-        source=source, num_tiles=num_tiles, intensity=intensity, split_mode=split_mode, fold=fold, n_folds=n_folds,
-        seed=seed, synthetic_seed=synthetic_seed, num_scenes=num_scenes, frame_height=frame_height,
-        frame_width=frame_width, layout=layout, data_dir=None if data_dir is None else os.fspath(data_dir),
-        files_manifest=None if files_manifest is None else os.fspath(files_manifest))
-    kwargs = {k: v for k, v in given.items() if v is not None and v != _DEFAULTS.get(k)}
-    return build_and_load(RawDrone, name, split, cache_dir=cache_dir, download_mode=download_mode,
-                          num_proc=num_proc, output=output, **kwargs)
+    return RawDrone.load(
+        name, split, source=source, data_dir=data_dir, num_tiles=num_tiles, intensity=intensity,
+        split_mode=split_mode, fold=fold, n_folds=n_folds, seed=seed, synthetic_seed=synthetic_seed,
+        num_scenes=num_scenes, frame_height=frame_height, frame_width=frame_width, layout=layout, record=record,
+        files_manifest=files_manifest, cache_dir=cache_dir, download_mode=download_mode, num_proc=num_proc,
+        output=output, download_timeout=download_timeout, extract_limits=extract_limits)

@@ -77,6 +77,8 @@ from raw_isp.isp.config import CAMERAS
 from raw_isp.isp.filters import gaussian_kernel1d
 from raw_isp.sensor import INTENSITY_RATIOS, SENSORS
 
+from raw_drone.tiling import MIN_CAR_FRACTION, TILE_SIZE, TileInfo, select_tiles, tile_grid, tile_index
+
 __all__ = [
     "DroneSimulator",
     "TileInfo",
@@ -99,14 +101,11 @@ INTENSITIES: tuple[float, ...] = tuple(INTENSITY_RATIOS)
 GSD_M = 0.06  # ground sampling distance, metres per pixel (250 m flying height)
 PX_PER_M = 1.0 / GSD_M
 PSF_SIGMA_PX = 2.52  # Gaussian PSF sigma of the datasheet, pixels
-TILE_SIZE = 256
 REAL_FRAME_SHAPE = (3648, 5472)
 DEFAULT_FRAME_SHAPE = (2560, 3840)
 NUM_SCENES = 12
 NUM_SEGMENTATION_TILES = 548
 NUM_CLASSIFICATION_TILES = 930
-#: A tile whose car fraction lies in (0, MIN_CAR_FRACTION] is neither car nor no-car.
-MIN_CAR_FRACTION = 0.01
 #: Signal of a white Lambertian surface in full sun (60 degrees elevation), fraction of full well.
 WHITE_FRACTION = 0.85
 CLASS_NAMES = ("no_car", "car")
@@ -1263,19 +1262,6 @@ def _mean_electrons(cam: np.ndarray, full_well: float, white_fraction: float) ->
 # --------------------------------------------------------------------------- simulator
 
 
-class TileInfo(NamedTuple):
-    """A 256x256 tile of a scene: grid position and the fraction of its pixels that are car."""
-
-    scene: int
-    row: int
-    col: int
-    car_fraction: float
-
-    @property
-    def tile_id(self) -> str:
-        return f"s{self.scene:02d}_r{self.row:02d}_c{self.col:02d}"
-
-
 def _check_int(name: str, value: Any, minimum: int) -> int:
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)) or value < minimum:
         raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
@@ -1325,7 +1311,7 @@ class DroneSimulator:
     @property
     def grid(self) -> tuple[int, int]:
         """Number of whole tile rows and columns in a frame."""
-        return self.height // TILE_SIZE, self.width // TILE_SIZE
+        return tile_grid(self.height, self.width)
 
     def _check_scene(self, k: int) -> int:
         k = _check_int("scene index", k, 0)
@@ -1401,43 +1387,16 @@ class DroneSimulator:
     def tile_index(self) -> list[TileInfo]:
         """Every whole 256x256 tile of every scene with its car fraction (geometry only, no light)."""
         if self._index is None:
-            rows, cols = self.grid
-            t = TILE_SIZE
-            index: list[TileInfo] = []
-            for k in range(self.num_scenes):
-                mask = self.car_mask(k)[: rows * t, : cols * t]
-                frac = mask.reshape(rows, t, cols, t).mean(axis=(1, 3), dtype=np.float64)
-                index.extend(TileInfo(k, r, c, float(frac[r, c])) for r in range(rows) for c in range(cols))
-            self._index = index
+            self._index = tile_index(self.car_mask, self.num_scenes, (self.height, self.width))
         return list(self._index)
 
     def select(self, num_segmentation: int = NUM_SEGMENTATION_TILES,
                num_classification: int = NUM_CLASSIFICATION_TILES) -> dict[str, list[TileInfo]]:
-        """The tiles of each set, in scene, row, column order.
-
-        All tiles are ranked by a seeded permutation; segmentation takes the first
-        ``num_segmentation`` tiles with a car pixel; classification the first
-        ``num_classification // 2`` (rounded up) tiles with car fraction > 0.01 and the first
-        remaining half with no car pixel. Raises ``ValueError`` if the scenes have too few.
-        """
-        num_segmentation = _check_int("num_segmentation", num_segmentation, 0)
-        num_classification = _check_int("num_classification", num_classification, 0)
-        index = self.tile_index()
-        order = np.random.default_rng([self.seed, 0x711E]).permutation(len(index))
-        ranked = [index[i] for i in order]
-        want_car = (num_classification + 1) // 2
-        want_empty = num_classification - want_car
-        seg = [t for t in ranked if t.car_fraction > 0][:num_segmentation]
-        car = [t for t in ranked if t.car_fraction > MIN_CAR_FRACTION][:want_car]
-        empty = [t for t in ranked if t.car_fraction == 0][:want_empty]
-        for name, got, want in (("segmentation tiles (with a car pixel)", seg, num_segmentation),
-                                ("classification car tiles (car fraction > 0.01)", car, want_car),
-                                ("classification no-car tiles", empty, want_empty)):
-            if len(got) < want:
-                raise ValueError(
-                    f"asked for {want} {name} but {self.num_scenes} scenes of {self.height}x{self.width} hold only "
-                    f"{len(got)}; use more or larger scenes, or fewer tiles")
-        return {"segmentation": sorted(seg), "classification": sorted(car + empty)}
+        """The tiles of each set, in scene, row, column order (:func:`raw_drone.tiling.select_tiles`
+        over :meth:`tile_index`, ranked with this simulator's seed). Raises ``ValueError`` if the
+        scenes have too few."""
+        return select_tiles(self.tile_index(), self.seed, num_segmentation, num_classification,
+                            source=f"{self.num_scenes} scenes of {self.height}x{self.width}")
 
     def segmentation_tiles(self, num: int = NUM_SEGMENTATION_TILES, intensities: Sequence[float] = INTENSITIES
                            ) -> Iterator[dict[str, Any]]:

@@ -4,6 +4,12 @@ A raw frame is a numpy uint16 array of shape ``(H, W)`` with even ``H`` and ``W`
 per pixel, the colour given by the CFA pattern). Reading refuses anything else with a
 :class:`RawFileError` whose message starts with the file path; writing is atomic (a temporary
 file in the same folder, then ``os.replace``), so no half-written file is ever left behind.
+
+Size limits. A compressed TIFF of a few hundred bytes can declare 200000 x 200000 pixels;
+decoding it would allocate tens of GiB. :func:`read_raw` checks the declared height, width and
+pixel count against :data:`DEFAULT_MAX_SIDE` and :data:`DEFAULT_MAX_PIXELS` (or the
+``max_side`` / ``max_pixels`` arguments, or ``$RAW_ISP_MAX_PIXELS``) before decoding anything
+(:func:`check_frame_size`, also usable on frames from other sources, such as uploads).
 """
 
 from __future__ import annotations
@@ -20,6 +26,10 @@ import torch
 
 __all__ = [
     "RawFileError",
+    "DEFAULT_MAX_PIXELS",
+    "DEFAULT_MAX_SIDE",
+    "MAX_PIXELS_ENV",
+    "check_frame_size",
     "read_raw",
     "read_raw_with_pattern",
     "write_raw",
@@ -49,6 +59,14 @@ _CFA_CODES: dict[str, tuple[int, int, int, int]] = {
 }
 _PATTERN_OF_CODES = {codes: name for name, codes in _CFA_CODES.items()}
 
+#: Largest frame :func:`read_raw` decodes by default: 100 megapixels (200 MB as uint16), five
+#: times a real Raw-Drone frame (3648 x 5472 = 19,961,856 pixels).
+DEFAULT_MAX_PIXELS = 100_000_000
+#: Longest side :func:`read_raw` accepts by default, in pixels.
+DEFAULT_MAX_SIDE = 65_536
+#: Environment variable that overrides :data:`DEFAULT_MAX_PIXELS` (an integer pixel count).
+MAX_PIXELS_ENV = "RAW_ISP_MAX_PIXELS"
+
 _TIFF_MAGICS = (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")
 _OTHER_FORMATS = (
     (b"\x89PNG", "a PNG image"),
@@ -70,6 +88,50 @@ class RawFileError(ValueError):
         self.path = os.fspath(path)
         self.problem = problem
         super().__init__(f"{self.path}: {problem}")
+
+
+def _limit(name: str, value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    return int(value)
+
+
+def _default_max_pixels() -> int:
+    text = os.environ.get(MAX_PIXELS_ENV)
+    if text is None or not text.strip():
+        return DEFAULT_MAX_PIXELS
+    try:
+        return _limit(f"${MAX_PIXELS_ENV}", int(text.replace("_", "")))
+    except ValueError:
+        raise ValueError(f"${MAX_PIXELS_ENV} must be a positive integer pixel count, got {text!r}") from None
+
+
+def check_frame_size(height: int, width: int, path: str | os.PathLike[str] = "<frame>",
+                     max_pixels: int | None = None, max_side: int | None = None) -> None:
+    """Refuse a frame whose declared size is implausibly large, before it is decoded.
+
+    Args:
+        height, width: the declared size in pixels.
+        path: the file (or a description of the source) named in the error.
+        max_pixels: largest ``height * width`` (default: ``$RAW_ISP_MAX_PIXELS`` or
+            :data:`DEFAULT_MAX_PIXELS`).
+        max_side: largest height or width (default :data:`DEFAULT_MAX_SIDE`).
+    Raises:
+        RawFileError: a side or the pixel count is over its limit; the message gives the size,
+            the limit and the memory the frame would take as uint16.
+        ValueError: a limit that is not a positive integer.
+    """
+    max_pixels = _default_max_pixels() if max_pixels is None else _limit("max_pixels", max_pixels)
+    max_side = DEFAULT_MAX_SIDE if max_side is None else _limit("max_side", max_side)
+    h, w = int(height), int(width)
+    gib = h * w * 2 / 2**30
+    if h * w > max_pixels:
+        raise RawFileError(path, f"declares a size of {h}x{w} (HxW) = {h * w:,} pixels, more than the limit of "
+                                 f"{max_pixels:,} (max_pixels= or ${MAX_PIXELS_ENV}); refusing to decode it "
+                                 f"({gib:.1f} GiB as uint16)")
+    if max(h, w) > max_side:
+        raise RawFileError(path, f"declares a size of {h}x{w} (HxW), a side longer than the limit of {max_side} "
+                                 f"pixels (max_side=); refusing to decode it ({gib:.1f} GiB as uint16)")
 
 
 def _check_path(path: Any) -> Path:
@@ -181,7 +243,8 @@ def _select_page(path: Path, tif: tifffile.TiffFile) -> tuple[Any, bool]:
     return full[0], is_dng
 
 
-def _check_page(path: Path, page: Any, size: int) -> None:
+def _check_page(path: Path, page: Any, size: int, max_pixels: int | None = None,
+                max_side: int | None = None) -> None:
     h, w = int(page.imagelength), int(page.imagewidth)
     depth = int(getattr(page, "imagedepth", 1) or 1)
     spp = int(page.samplesperpixel)
@@ -205,6 +268,7 @@ def _check_page(path: Path, page: Any, size: int) -> None:
         raise RawFileError(path, f"pixel type {found} found, expected uint16")
     if h == 0 or w == 0:
         raise RawFileError(path, f"image is empty (size {h}x{w})")
+    check_frame_size(h, w, path, max_pixels=max_pixels, max_side=max_side)
     if h % 2 or w % 2:
         raise RawFileError(path, f"size {h}x{w} (HxW) is odd: a Bayer mosaic needs even height and width")
     for offset, count in zip(page.dataoffsets, page.databytecounts):
@@ -249,12 +313,14 @@ def _check_array_read(path: Path, arr: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(arr, dtype=np.uint16)
 
 
-def read_raw_with_pattern(path: str | os.PathLike[str]) -> tuple[np.ndarray, str | None]:
+def read_raw_with_pattern(path: str | os.PathLike[str], *, max_pixels: int | None = None,
+                          max_side: int | None = None) -> tuple[np.ndarray, str | None]:
     """Read a raw Bayer mosaic and, for a DNG (or CFA TIFF), its CFA pattern.
 
     Args:
         path: a 16-bit TIFF or a DNG. In a DNG the raw image is the CFA page
             (PhotometricInterpretation 32803, NewSubFileType 0), in the main IFD or a SubIFD.
+        max_pixels, max_side: size limits checked before decoding (see :func:`check_frame_size`).
     Returns:
         ``(raw, pattern)``: raw is numpy uint16 ``(H, W)`` with even H and W, the stored DN as
         they are (no black-level subtraction, no crop to the DNG active area); pattern is one
@@ -262,7 +328,8 @@ def read_raw_with_pattern(path: str | os.PathLike[str]) -> tuple[np.ndarray, str
         the CFA is not a 2x2 Bayer pattern.
     Raises:
         RawFileError: the file is missing, not a TIFF/DNG, truncated, not uint16, not a single
-            2-D even-sized mosaic, empty, or compressed with a codec that is not installed.
+            2-D even-sized mosaic, empty, larger than the limits, or compressed with a codec that
+            is not installed.
     """
     p = _check_path(path)
     _check_header(p)
@@ -270,7 +337,7 @@ def read_raw_with_pattern(path: str | os.PathLike[str]) -> tuple[np.ndarray, str
     try:
         with tifffile.TiffFile(p) as tif:
             page, is_dng = _select_page(p, tif)
-            _check_page(p, page, size)
+            _check_page(p, page, size, max_pixels=max_pixels, max_side=max_side)
             pattern = _pattern_of(page)
             compression = page.compression
             try:
@@ -299,15 +366,21 @@ def read_raw_with_pattern(path: str | os.PathLike[str]) -> tuple[np.ndarray, str
     return _check_array_read(p, arr), pattern
 
 
-def read_raw(path: str | os.PathLike[str]) -> np.ndarray:
+def read_raw(path: str | os.PathLike[str], *, max_pixels: int | None = None,
+             max_side: int | None = None) -> np.ndarray:
     """Read a raw Bayer mosaic from a 16-bit TIFF or a DNG.
 
+    Args:
+        path: the file.
+        max_pixels: largest height x width decoded (default ``$RAW_ISP_MAX_PIXELS`` or
+            :data:`DEFAULT_MAX_PIXELS`, 100 megapixels); checked before decoding.
+        max_side: largest height or width (default :data:`DEFAULT_MAX_SIDE`).
     Returns:
         numpy uint16 array ``(H, W)``, H and W even, stored DN as they are.
     Raises:
         RawFileError: see :func:`read_raw_with_pattern`.
     """
-    return read_raw_with_pattern(path)[0]
+    return read_raw_with_pattern(path, max_pixels=max_pixels, max_side=max_side)[0]
 
 
 # ---------------------------------------------------------------------------------- writing

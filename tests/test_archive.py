@@ -1,4 +1,4 @@
-"""raw_isp.data.archive: safe, atomic zip extraction; manifests and download verification."""
+"""raw_isp.data.archive and raw_isp.data.download: safe, atomic zip extraction; manifests and download verification."""
 
 from __future__ import annotations
 
@@ -10,14 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from raw_isp.data.archive import (
-    ArchiveError,
-    ManifestEntry,
-    SourceError,
-    load_manifest,
-    safe_extract_zip,
-    verify_file,
-)
+from raw_isp.data.archive import ArchiveError, ExtractLimits, SourceError, safe_extract_zip, zip_member_names
+from raw_isp.data.download import ManifestEntry, download_timeout, load_manifest, verify_file
 
 
 def make_zip(path: Path, members: dict[str, bytes], symlinks: dict[str, str] | None = None,
@@ -113,6 +107,44 @@ def test_truncated_and_corrupt_archives_leave_nothing(tmp_path: Path) -> None:
     assert leftovers(tmp_path) == ["a.zip", "corrupt.zip", "cut.zip", "text.zip"]
 
 
+def test_bombs_and_oversized_members_are_refused_before_writing(tmp_path: Path) -> None:
+    z = tmp_path / "bomb.zip"
+    with zipfile.ZipFile(z, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("ok.txt", b"1")
+        zf.writestr("zeros.bin", bytes(4 << 20))  # 4 MiB of zeros in about 4 kB
+    with pytest.raises(ArchiveError, match=r"member 'zeros.bin' would inflate [\d,]+ bytes to 4,194,304 \([\d,]+x\), "
+                                           r"more than max_ratio=100 .* looks like a decompression bomb"):
+        safe_extract_zip(z, tmp_path / "out")
+    with pytest.raises(ArchiveError, match="'zeros.bin' would inflate"):
+        zip_member_names(z)
+    assert leftovers(tmp_path) == ["bomb.zip"]
+    # Small members are not ratio-checked (text compresses well); the size limit applies to all.
+    small = tmp_path / "small.zip"
+    with zipfile.ZipFile(small, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("a.txt", bytes(5000))
+    safe_extract_zip(small, tmp_path / "out")
+    assert zip_member_names(small) == ["a.txt"]
+    with pytest.raises(ArchiveError, match=r"'a.txt' would be 5,000 bytes uncompressed, more than max_member_bytes=4,096"):
+        safe_extract_zip(small, tmp_path / "out2", limits=ExtractLimits(max_member_bytes=4096))
+    safe_extract_zip(z, tmp_path / "out3", limits=ExtractLimits(max_ratio=5000))
+    assert (tmp_path / "out3" / "zeros.bin").stat().st_size == 4 << 20
+    assert leftovers(tmp_path) == ["bomb.zip", "out", "out3", "small.zip"]
+    with pytest.raises(ValueError, match="max_ratio must be a number >= 1"):
+        ExtractLimits(max_ratio=0.5)
+
+
+def test_download_timeout_comes_from_the_argument_or_the_environment(monkeypatch) -> None:
+    monkeypatch.delenv("RAW_ISP_DOWNLOAD_TIMEOUT", raising=False)
+    assert download_timeout() == 60.0
+    monkeypatch.setenv("RAW_ISP_DOWNLOAD_TIMEOUT", "2.5")
+    assert download_timeout() == 2.5 and download_timeout(7) == 7.0
+    monkeypatch.setenv("RAW_ISP_DOWNLOAD_TIMEOUT", "soon")
+    with pytest.raises(ValueError, match=r"\$RAW_ISP_DOWNLOAD_TIMEOUT must be a number of seconds, got 'soon'"):
+        download_timeout()
+    with pytest.raises(ValueError, match="download_timeout must be a positive number of seconds, got 0"):
+        download_timeout(0)
+
+
 def write_manifest(path: Path, files: list[dict]) -> Path:
     path.write_text(json.dumps({"record": "test", "files": files}))
     return path
@@ -153,3 +185,7 @@ def test_verify_file_checks_size_and_checksum(tmp_path: Path) -> None:
         verify_file(f, ManifestEntry("x.bin", "u", 800, "0" * 64))
     with pytest.warns(UserWarning, match=f"not verified.*size 800, sha256 {sha}"):
         verify_file(f, ManifestEntry("x.bin", "u", None, None))
+    md5 = hashlib.md5(f.read_bytes()).hexdigest()
+    verify_file(f, ManifestEntry("x.bin", "u", 800, md5=md5))
+    with pytest.raises(SourceError, match=f"MD5 {md5} does not match Zenodo record 7's 0{{32}}"):
+        verify_file(f, ManifestEntry("x.bin", "u", 800, md5="0" * 32, origin="Zenodo record 7"))

@@ -12,7 +12,8 @@ import raw_drone
 from raw_drone import DroneSimulator, RawDrone
 from raw_drone.synthetic import MIN_CAR_FRACTION
 from raw_isp import ISP_VARIANTS, StaticISP
-from raw_isp.data.arrow import raw_format, single_threaded_torch
+from raw_isp.data.arrow import raw_format
+from raw_isp.data.builder import single_threaded_torch
 from raw_isp.data.splits import split_assignment
 
 SMALL = dict(num_scenes=6, frame_height=512, frame_width=1024, num_tiles=20)

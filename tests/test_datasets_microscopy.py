@@ -14,7 +14,8 @@ import torch
 
 import raw_microscopy
 from raw_isp import ISP_VARIANTS, StaticISP
-from raw_isp.data.arrow import RawBatches, raw_dataloader, raw_format, single_threaded_torch
+from raw_isp.data.arrow import RawBatches, raw_dataloader, raw_format
+from raw_isp.data.builder import single_threaded_torch
 from raw_isp.data.splits import split_assignment
 from raw_microscopy import CLASS_NAMES, INTENSITIES, MicroscopySimulator, RawMicroscopy
 

@@ -26,70 +26,11 @@ import raw_drone
 import raw_microscopy
 from raw_isp import write_raw
 from raw_isp.data.archive import SourceError
-from raw_microscopy.builder import BROKEN_FILES, LABEL_FILE, intensity_tag
+from raw_layouts import RATIOS, check_against_files, write_drone_frames, write_microscopy, zip_folder
+from raw_microscopy.builder import BROKEN_FILES, LABEL_FILE
 
 # Tiny sets leave a split empty now and then; the builders say so with a warning.
 pytestmark = pytest.mark.filterwarnings("ignore:the .* split got no examples:UserWarning")
-
-CLASSES = raw_microscopy.CLASS_NAMES
-RATIOS = (1.0, 0.75, 0.5, 0.25, 0.1, 0.05, 0.01)
-
-
-# ----------------------------------------------------------------------------- writers
-
-
-def write_microscopy(root: Path, num_cells: int = 18, ratios=RATIOS, extra_labels: tuple = (), seed: int = 0,
-                     shape=(256, 256)) -> dict[str, dict]:
-    """Real layout with ``num_cells`` cells (classes in turn), returns {stem: {"label", "frames"}}."""
-    rng = np.random.default_rng(seed)
-    cells = {}
-    lines = []
-    for k in range(num_cells):
-        stem = f"Ma190c_lame{k % 3}_zone{k:02d}_composite_Mcropped_{k}"
-        code = CLASSES[k % len(CLASSES)]
-        frames = {r: rng.integers(0, 65536, shape, dtype=np.uint16) for r in ratios}
-        cells[stem] = {"label": CLASSES.index(code), "frames": frames}
-        lines.append(f"{stem} {code}")
-        for r, frame in frames.items():
-            folder = root / "images" / f"raw_scale{intensity_tag(r)}"
-            folder.mkdir(parents=True, exist_ok=True)
-            write_raw(folder / f"{stem}.tiff", frame)
-    lines.extend(extra_labels)
-    (root / LABEL_FILE).parent.mkdir(parents=True, exist_ok=True)
-    (root / LABEL_FILE).write_text("\n".join(lines) + "\n")
-    return cells
-
-
-def zip_folder(folder: Path, zip_path: Path, prefix: str = "", extra: dict[str, bytes] | None = None) -> Path:
-    with zipfile.ZipFile(zip_path, "w", compression=zipfile.ZIP_STORED) as zf:
-        for p in sorted(folder.rglob("*")):
-            if p.is_file():
-                zf.write(p, prefix + p.relative_to(folder).as_posix())
-        for name, data in (extra or {}).items():
-            zf.writestr(zipfile.ZipInfo(name), data)
-    return zip_path
-
-
-def rows_by_key(ds) -> dict[tuple[str, float], dict]:
-    out = {}
-    for split in ds:
-        for row in ds[split]:
-            out[(str(row["image_id"]), round(float(row["intensity"]), 4))] = {**row, "split": split}
-    return out
-
-
-def check_against_files(ds, cells: dict[str, dict], ratios) -> None:
-    rows = rows_by_key(ds)
-    assert set(rows) == {(stem, round(r, 4)) for stem in cells for r in ratios}
-    for (stem, r), row in rows.items():
-        frame = cells[stem]["frames"][[x for x in ratios if round(x, 4) == r][0]]
-        assert row["image"].dtype == np.uint16 and np.array_equal(row["image"], frame)
-        assert int(row["label"]) == cells[stem]["label"]
-    # One cell, one split.
-    split_of = {}
-    for (stem, _), row in rows.items():
-        assert split_of.setdefault(stem, row["split"]) == row["split"]
-
 
 # ----------------------------------------------------------------------------- microscopy, local
 
@@ -171,30 +112,6 @@ def test_local_copy_changes_are_not_served_from_the_cache(tmp_path: Path) -> Non
 
 
 # ----------------------------------------------------------------------------- drone, local
-
-
-def write_drone_frames(root: Path, num_frames: int = 4, shape=(512, 768), ratios=(1.0,), seed: int = 0) -> dict:
-    """Full frames with rectangle 'cars' in an RGB PNG mask (white = car, transparent alpha)."""
-    rng = np.random.default_rng(seed)
-    frames = {}
-    for k in range(num_frames):
-        stem = f"DJI_{k:04d}"
-        mask = np.zeros(shape, np.uint8)
-        for _ in range(3):  # cars in some tiles, none in others
-            y, x = int(rng.integers(0, shape[0] - 40)), int(rng.integers(0, shape[1] // 2))
-            mask[y:y + 30, x:x + 70] = 1
-        rgba = np.zeros(shape + (4,), np.uint8)
-        rgba[..., :3] = mask[..., None] * 255
-        (root / "masks_full").mkdir(parents=True, exist_ok=True)
-        Image.fromarray(rgba, "RGBA").save(root / "masks_full" / f"{stem}.png")
-        raws = {}
-        for r in ratios:
-            folder = root / "images_full" / f"raw_scale{intensity_tag(r)}"
-            folder.mkdir(parents=True, exist_ok=True)
-            raws[r] = rng.integers(0, 65536, shape, dtype=np.uint16)
-            write_raw(folder / f"{stem}.tif", raws[r])
-        frames[stem] = {"mask": mask, "raws": raws}
-    return frames
 
 
 def test_drone_local_full_frames_are_tiled_like_the_synthetic_ones(tmp_path: Path) -> None:

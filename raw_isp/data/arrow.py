@@ -34,15 +34,12 @@ unpickles the dataset, and with it :class:`RawFormatSpec`, whose import register
 It is registered with ``datasets.formatting._register_formatter``, a private function of
 ``datasets`` (checked with 5.2); the tests fail loudly if a release changes it.
 
-Builders. :func:`build_and_load` is the body of ``raw_microscopy.load_dataset`` and
-``raw_drone.load_dataset``; :func:`source_code_hash`, :func:`single_threaded_torch` and
-:func:`png_views` (the 8-bit PNG RGB views of the ``rgb-*`` configs) are helpers of their builders.
+The builders that write these columns live in :mod:`raw_isp.data.builder`.
 """
 
 from __future__ import annotations
 
 import math
-import os
 from dataclasses import dataclass
 from typing import Any, Sequence
 
@@ -57,7 +54,6 @@ from datasets.formatting.np_formatter import NumpyFormatter
 from datasets.formatting.torch_formatter import TorchFormatter
 
 __all__ = [
-    "warn_empty_split",
     "RAW_FORMAT_TYPE",
     "RawFormatSpec",
     "RawFormatter",
@@ -67,10 +63,6 @@ __all__ = [
     "raw_image_feature",
     "mask_feature",
     "array_column_to_numpy",
-    "build_and_load",
-    "source_code_hash",
-    "single_threaded_torch",
-    "png_views",
 ]
 
 #: The format type registered with ``datasets`` (``ds.with_format("raw_isp", spec=...)``).
@@ -473,144 +465,3 @@ def raw_dataloader(ds: datasets.Dataset, batch_size: int = 64, shuffle: bool = T
         base = SequentialSampler(range(len(ds)))
     sampler = BatchSampler(base, batch_size=batch_size, drop_last=drop_last)
     return DataLoader(RawBatches(ds, output=output), batch_size=None, sampler=sampler, **dataloader_kwargs)
-
-
-# ------------------------------------------------------------------ builders
-
-
-def source_code_hash(*modules: Any, extra: Sequence[str] = ()) -> str:
-    """A short hash of the source files of ``modules`` (module objects or file paths) and ``extra``.
-
-    Builders pass it as the ``hash`` of their cache folder, so a prepared dataset is rebuilt
-    when the code that generates it changes.
-    """
-    import hashlib
-    import inspect
-    from pathlib import Path
-
-    h = hashlib.sha256()
-    for m in modules:
-        path = Path(m) if isinstance(m, (str, bytes)) or hasattr(m, "__fspath__") else Path(inspect.getfile(m))
-        h.update(path.name.encode())
-        h.update(path.read_bytes())
-    for text in extra:
-        h.update(text.encode())
-    return h.hexdigest()[:16]
-
-
-def builder_code_hash(package_dir: "str | os.PathLike[str]") -> str:
-    """:func:`source_code_hash` of every Python file of ``raw_isp`` and of a dataset package.
-
-    The whole ISP is included (demosaicing, filters, sensor, ...), so a prepared dataset, its
-    ``rgb-*`` views included, is rebuilt whenever any code that made it changes.
-    """
-    from pathlib import Path
-
-    roots = (Path(__file__).resolve().parent, Path(package_dir).resolve())
-    files = sorted(p for root in roots for p in root.rglob("*.py") if "__pycache__" not in p.parts)
-    return source_code_hash(*files)
-
-
-def build_and_load(
-    builder_cls: type,
-    name: str,
-    split: str | None = None,
-    *,
-    cache_dir: str | None = None,
-    download_mode: Any = None,
-    verification_mode: Any = None,
-    num_proc: int | None = None,
-    output: str | None = "numpy",
-    **builder_kwargs: Any,
-) -> datasets.Dataset | datasets.DatasetDict:
-    """Instantiate a builder, prepare it (generate or reuse the cache) and return the split(s).
-
-    The conventions of ``datasets.load_dataset``: ``split=None`` returns a ``DatasetDict``, a
-    split name (or a split expression such as ``"train[:10%]"``) a ``Dataset``; ``cache_dir``
-    and ``download_mode`` as there. ``output`` ("numpy", "torch" or None) is passed to
-    :func:`raw_format`; None leaves the standard (Python) formatting.
-
-    Errors of the data source raised while generating examples reach the caller as themselves
-    (``SourceError``, ``RawFileError``) rather than wrapped in ``DatasetGenerationError``.
-    """
-    from datasets.exceptions import DatasetGenerationError
-
-    from .archive import SourceError
-    from ..io import RawFileError
-
-    builder = builder_cls(config_name=name, cache_dir=cache_dir, **builder_kwargs)
-    if num_proc is None:
-        num_proc = builder.default_num_proc() if hasattr(builder, "default_num_proc") else None
-    try:
-        builder.download_and_prepare(download_mode=download_mode, verification_mode=verification_mode,
-                                     num_proc=num_proc)
-    except DatasetGenerationError as e:
-        cause = e.__cause__
-        while isinstance(cause, DatasetGenerationError):
-            cause = cause.__cause__
-        if isinstance(cause, (SourceError, RawFileError)):
-            raise cause from e
-        raise
-    ds = builder.as_dataset(split=split)
-    return raw_format(ds, output=output) if output is not None else ds
-
-
-class single_threaded_torch:
-    """Context manager: torch intra-op threads set to 1 inside, restored on exit.
-
-    Dataset generation works on one 256x256 frame or a small batch at a time, where torch's
-    thread pool brings little and, on a busy machine, OpenMP threads waiting for a core can
-    slow a small kernel a hundredfold; parallelism comes from ``num_proc`` processes instead.
-    """
-
-    def __enter__(self) -> "single_threaded_torch":
-        import torch
-
-        self._previous = torch.get_num_threads()
-        torch.set_num_threads(1)
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        import torch
-
-        torch.set_num_threads(self._previous)
-
-
-def png_views(isp: Any, raws: np.ndarray, compress_level: int = 1) -> list[dict[str, Any]]:
-    """RGB views of raw mosaics for a ``datasets.Image`` column, as encoded 8-bit PNGs.
-
-    Args:
-        isp: a ``raw_isp.StaticISP`` (or any callable ``(B, H, W)`` uint16 -> ``(B, 3, H, W)``
-            float in [0, 1]).
-        raws: uint16 ``(B, H, W)`` mosaics.
-        compress_level: zlib level of the PNG (1: about 6x faster than Pillow's default 6 on
-            these noisy images, for about 15% more bytes; PNG is lossless at every level).
-    Returns:
-        ``[{"bytes": png, "path": None}, ...]``, one per frame; the pixels are
-        ``round(255 * clip(isp(raw), 0, 1))`` as uint8 ``(H, W, 3)``.
-    """
-    import io
-
-    import torch
-    from PIL import Image
-
-    with torch.no_grad():
-        rgb = isp(torch.from_numpy(np.ascontiguousarray(raws)))
-        pixels = rgb.mul(255.0).round_().clamp_(0, 255).to(torch.uint8).permute(0, 2, 3, 1).contiguous().numpy()
-    out = []
-    for image in pixels:
-        buffer = io.BytesIO()
-        Image.fromarray(image, "RGB").save(buffer, format="PNG", compress_level=compress_level)
-        out.append({"bytes": buffer.getvalue(), "path": None})
-    return out
-
-
-
-
-def warn_empty_split(split: str, unit: str) -> None:
-    """Warn that ``split`` got no examples: ``datasets`` cannot store an empty split, and a tiny
-    subset may leave one without any (``unit`` names what was too few, e.g. "cells")."""
-    import warnings
-
-    warnings.warn(f"the {split} split got no examples (too few {unit} for a 70/15/15 split); it is left out",
-                  UserWarning, stacklevel=3)
