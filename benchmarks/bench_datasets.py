@@ -46,11 +46,7 @@ from typing import Any
 import numpy as np
 import torch
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-sys.path.insert(0, str(REPO / "benchmarks"))
-
-from machine import load_average, machine_info  # noqa: E402
+from machine import load_average, machine_info  # benchmarks/machine.py, beside this script
 
 #: (dataset package, config, target seconds or None): the configurations timed in "prepare".
 PREPARE: tuple[tuple[str, str, float | None], ...] = (

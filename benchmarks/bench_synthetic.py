@@ -18,18 +18,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import time
 from pathlib import Path
 
+from raw_isp import INTENSITY_RATIOS
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-
-from raw_isp import INTENSITY_RATIOS  # noqa: E402
-
-sys.path.insert(0, str(REPO / "benchmarks"))
-from machine import machine_info  # noqa: E402
+from machine import machine_info  # benchmarks/machine.py, beside this script
 
 TARGET_S = 60.0
 

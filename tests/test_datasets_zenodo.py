@@ -82,7 +82,7 @@ def assert_clean(cache: Path) -> None:
     assert not [p for p in cache.rglob("*") if p.suffix == ".arrow" or p.name == "dataset_info.json"]
 
 
-def test_both_packings_load_bit_exact(api, layouts, tmp_path: Path) -> None:
+def test_both_packings_load_bit_exact(api, layouts, tmp_path: Path, monkeypatch) -> None:
     cells, frames = layouts["cells"], layouts["frames"]
     for record in (PACKED_IN_ONE, PACKED_NEUTRAL):
         cache = tmp_path / record
@@ -99,8 +99,10 @@ def test_both_packings_load_bit_exact(api, layouts, tmp_path: Path) -> None:
     half = raw_microscopy.load_dataset("raw-050", source="zenodo", record="10.5281/zenodo.1002",
                                        cache_dir=tmp_path / PACKED_NEUTRAL)
     check_against_files(half, cells, (0.5,))
-    # The record and its files come from the cache once downloaded: a new config needs no server.
+    # The record and its files come from the cache once downloaded: a new config needs no server,
+    # even in offline mode.
     api.down, before = True, len(api.requests)
+    monkeypatch.setattr(datasets.config, "HF_HUB_OFFLINE", True)
     try:
         again = raw_microscopy.load_dataset("raw-100", source="zenodo", record=PACKED_IN_ONE, seed=3,
                                             cache_dir=tmp_path / PACKED_IN_ONE)

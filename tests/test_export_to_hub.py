@@ -365,6 +365,12 @@ def test_push_calls_huggingface_hub_with_the_folder(micro_export, monkeypatch):
 # --------------------------------------------------------------------------- helpers
 
 
+def test_zenodo_record_option_names_the_record_for_the_builder():
+    args = E.build_parser().parse_args(["--dataset", "raw_drone", "--output_dir", "out",
+                                        "--zenodo_record", "10.5281/zenodo.7"])
+    assert E.builder_kwargs_from_args(args) == {"source": "zenodo", "record": "10.5281/zenodo.7"}
+
+
 def test_parse_size_units():
     assert E.parse_size("500MB") == 500_000_000
     assert E.parse_size("2GiB") == 2 * 2**30
