@@ -85,6 +85,7 @@ def test_layouts_deep_inside_zips_of_zips(tmp_path: Path) -> None:
     deep = tmp_path / "data" / "a" / "b"
     deep.mkdir(parents=True)
     (deep / "bundle.zip").write_bytes(zip_bytes({"inner/all.zip": inner, "readme.txt": b"hello"}))
+    (deep / "loop").symlink_to(tmp_path / "data")  # walked once, not forever
     cache = tmp_path / "cache"
     ds = raw_microscopy.load_dataset("raw-010", source="local", data_dir=tmp_path / "data", cache_dir=cache)
     check_against_files(ds, cells, (0.1,))

@@ -140,6 +140,10 @@ def test_undecidable_records_are_refused(api, tmp_path: Path) -> None:
                                           r"another dataset\); paper.pdf: left out"):
         raw_microscopy.load_dataset("raw-100", source="zenodo", record="1005", cache_dir=tmp_path / "c")
     assert "Raw-Drone.zip" not in downloaded(api, "1005")
+    api.publish("1006", {"../Raw-Microscopy.zip": b"PK"})
+    with pytest.raises(SourceError, match=r"records/1006: files\[0\]: 'key' must be a relative file name, got "
+                                          r"'../Raw-Microscopy.zip'"):
+        raw_microscopy.load_dataset("raw-100", source="zenodo", record="1006", cache_dir=tmp_path / "c")
     with pytest.raises(ValueError, match="record must be a Zenodo record id or DOI"):
         raw_microscopy.load_dataset("raw-100", source="zenodo", record="latest", cache_dir=tmp_path / "c")
     with pytest.raises(ValueError, match="record is only used with source='zenodo'"):

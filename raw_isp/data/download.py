@@ -342,7 +342,7 @@ def download(dl_manager: Any, url: str, timeout: float | None = None) -> Path:
     started = time.monotonic()
     try:
         return Path(_manager_with_timeout(dl_manager, timeout).download(url))
-    except Exception as e:
+    except BaseException as e:  # an interrupt, too, must not leave a partial file behind
         received = 0
         # The download manager leaves "<file>.incomplete" (and its lock) behind when a transfer breaks off.
         for partial in cache_dir.glob(Path(_cache_stem(cache_dir, url)).name + "*"):
@@ -351,8 +351,9 @@ def download(dl_manager: Any, url: str, timeout: float | None = None) -> Path:
                     received = max(received, partial.stat().st_size)
                 if partial.name.endswith((".incomplete", ".lock")):
                     partial.unlink()
-        message = describe_failure(url, e, time.monotonic() - started, timeout, received)
-        raise SourceError(message) from e
+        if not isinstance(e, Exception):
+            raise
+        raise SourceError(describe_failure(url, e, time.monotonic() - started, timeout, received)) from e
 
 
 def fetch_verified(dl_manager: Any, entry: ManifestEntry, timeout: float | None = None) -> Path:

@@ -33,7 +33,7 @@ __all__ = ["LayoutTree", "ratio_folders", "MAX_ZIP_DEPTH", "MAX_ENTRIES"]
 #: Archives are opened at most this many levels deep (a zip in a zip in a zip).
 MAX_ZIP_DEPTH = 3
 #: Refuse trees with more files and folders than this (the real Raw-Microscopy has about 6,600).
-MAX_ENTRIES = 2_000_000
+MAX_ENTRIES = 200_000
 _SKIP_DIRS = {"__MACOSX"}
 
 Logical = tuple[str, ...]
@@ -62,6 +62,7 @@ class LayoutTree:
         self._children: dict[Logical, dict[str, Path]] = {}
         self.closed_zips: list[Logical] = []
         self._count = 0
+        self._seen: set[tuple[int, int]] = set()  # (device, inode) of the folders walked: no link loops
 
     # -- building
     @classmethod
@@ -103,7 +104,12 @@ class LayoutTree:
             raise SourceError(f"{where}: more than {MAX_ENTRIES:,} files and folders; not a dataset layout")
 
     def add_dir(self, real: Path, logical: Logical, zip_depth: int = 0) -> None:
-        """Add the folder ``real`` (recursively) at ``logical``."""
+        """Add the folder ``real`` (recursively) at ``logical``; a folder met twice (through a
+        symbolic link) is walked once."""
+        st = real.stat()
+        if (st.st_dev, st.st_ino) in self._seen:
+            return
+        self._seen.add((st.st_dev, st.st_ino))
         self.dirs.setdefault(logical, []).append(real)
         for entry in sorted(os.scandir(real), key=lambda e: e.name):
             if entry.name.startswith(".") or entry.name in _SKIP_DIRS:
