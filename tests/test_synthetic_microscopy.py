@@ -8,15 +8,21 @@ import numpy as np
 import pytest
 import torch
 
+import raw_microscopy.synthetic as synthetic
 from raw_isp import SENSORS
 from raw_microscopy.synthetic import (
     BACKGROUND_LEVEL,
     CLASS_COUNTS,
     CLASS_NAMES,
+    FIELD_PX,
     INTENSITIES,
+    LATERAL_COLOUR,
+    NUM_SLIDES,
+    PIXEL_UM,
     MicroscopySimulator,
     label_assignment,
     label_of,
+    slide_of,
 )
 
 SENSOR = SENSORS["microscopy"]
@@ -66,18 +72,29 @@ def test_example_shapes_dtypes_and_ids(sim, example3):
     assert trans[:, 96:160, 96:160].min() < 0.5
 
 
+def _vignetting(origin: tuple[int, int], size: int = 256, field: int = FIELD_PX) -> np.ndarray:
+    """Illumination fall-off over a crop at ``origin`` of the field (4.5 % at the field's corner)."""
+    axis = field / 2
+    y = origin[0] + np.arange(size) + 0.5 - axis
+    x = origin[1] + np.arange(size) + 0.5 - axis
+    return 1 - 0.045 * (y[:, None] ** 2 + x[None, :] ** 2) / (2 * axis * axis)
+
+
 def test_background_level_and_intensity_scaling(sim, example3):
-    """Clear-glass pixels sit at BACKGROUND_LEVEL (times vignetting) of full scale, and each ratio scales them."""
+    """Clear glass sits at BACKGROUND_LEVEL x vignetting x the slide's lamp, and each ratio scales it."""
     trans = sim.transmission(3)
     signal = sim.signal(3)
     mask = _background_mask(trans)
     assert mask.mean() > 0.2, "expected plenty of clear background in a 256x256 crop"
     colour = _site_colour(256, 256)
     full = example3["raws"][1.0].astype(np.float64)
+    lamps = []
     for c in range(3):
         sel = mask & (colour == c)
         expected_fraction = signal[c][sel].mean()
-        assert 0.9 * BACKGROUND_LEVEL[c] < expected_fraction <= BACKGROUND_LEVEL[c]  # vignetting only darkens
+        lamps.append(expected_fraction / (BACKGROUND_LEVEL[c] * _vignetting(sim.crop_origin(3))[sel].mean()))
+        # The lamp of a slide differs from nominal by +-1.5 % rms (the datasheet: same illumination).
+        assert 0.94 < lamps[-1] < 1.06, lamps
         measured = (full[sel].mean() - SENSOR.black_level) / (SENSOR.white_level - SENSOR.black_level)
         assert measured == pytest.approx(expected_fraction, rel=0.01)
         for ratio in INTENSITIES[1:]:
@@ -86,14 +103,44 @@ def test_background_level_and_intensity_scaling(sim, example3):
     assert full.max() < SENSOR.white_level  # no saturation at full light
 
 
-def test_mean_electrons_is_the_mosaic_of_the_signal(sim):
+    # One lamp for all three captures of a field: the channels agree on it.
+    assert max(lamps) - min(lamps) < 0.002, lamps
+
+
+def test_mean_electrons_is_the_mosaic_of_the_signal_through_the_fixed_pattern(sim):
     signal = sim.signal(1)
     e = sim.mean_electrons(1)
+    gain, dark = sim.sensor_pattern(1)
     scale = (SENSOR.white_level - SENSOR.black_level) / SENSOR.gain
-    np.testing.assert_allclose(e[0::2, 0::2], signal[0, 0::2, 0::2] * scale, rtol=1e-5)
-    np.testing.assert_allclose(e[0::2, 1::2], signal[1, 0::2, 1::2] * scale, rtol=1e-5)
-    np.testing.assert_allclose(e[1::2, 0::2], signal[1, 1::2, 0::2] * scale, rtol=1e-5)
-    np.testing.assert_allclose(e[1::2, 1::2], signal[2, 1::2, 1::2] * scale, rtol=1e-5)
+    for (dy, dx), c in zip(((0, 0), (0, 1), (1, 0), (1, 1)), (0, 1, 1, 2)):
+        np.testing.assert_allclose(e[dy::2, dx::2], signal[c, dy::2, dx::2] * scale * gain[dy::2, dx::2]
+                                   + dark[dy::2, dx::2], rtol=1e-5)
+
+
+def test_fixed_pattern_belongs_to_the_camera():
+    """One pattern per seed, read through each crop's window: overlapping crops share pixels."""
+    sim = MicroscopySimulator(seed=0, num_examples=40)
+    origins = [sim.crop_origin(i) for i in range(40)]
+    gain0, dark0 = sim.sensor_pattern(0)
+    assert gain0.dtype == np.float32 and gain0.shape == (256, 256)
+    # PRNU 0.6 % rms and column gains 0.2 % rms around 1; dark signal ~0.5 e- with rare hot pixels.
+    assert abs(gain0.mean() - 1) < 0.002 and 0.005 < gain0.std() < 0.0075, (gain0.mean(), gain0.std())
+    assert np.median(dark0) == pytest.approx(0.5) and dark0.min() >= 0
+    pairs = [(i, j) for i in range(40) for j in range(i + 1, 40)
+             if abs(origins[i][0] - origins[j][0]) < 200 and abs(origins[i][1] - origins[j][1]) < 200]
+    assert pairs, "expected two of 40 crops to overlap on the sensor"
+    i, j = pairs[0]
+    (ri, ci), (rj, cj) = origins[i], origins[j]
+    rows, cols = (max(ri, rj), min(ri, rj) + 256), (max(ci, cj), min(ci, cj) + 256)  # on the sensor
+    win_i = (slice(rows[0] - ri, rows[1] - ri), slice(cols[0] - ci, cols[1] - ci))
+    win_j = (slice(rows[0] - rj, rows[1] - rj), slice(cols[0] - cj, cols[1] - cj))
+    gi, di = sim.sensor_pattern(i)
+    gj, dj = sim.sensor_pattern(j)
+    np.testing.assert_array_equal(gi[win_i], gj[win_j])
+    np.testing.assert_array_equal(di[win_i], dj[win_j])
+    # Fixed for the camera: the same from a fresh simulator, another seed's camera differs.
+    np.testing.assert_array_equal(MicroscopySimulator(seed=0).sensor_pattern(0)[0], gain0)
+    assert not np.array_equal(synthetic._camera_pattern(1, FIELD_PX)[0], synthetic._camera_pattern(0, FIELD_PX)[0])
 
 
 def test_smaller_frames_and_bad_arguments():
@@ -147,6 +194,108 @@ def test_determinism_and_random_access(example3):
     redraw = MicroscopySimulator(seed=0).raw(3, noise_seed=12345)
     assert not np.array_equal(redraw, example3["raws"][1.0])
     assert abs(redraw.astype(float).mean() / example3["raws"][1.0].astype(float).mean() - 1) < 0.002
+
+
+def test_slides_are_shared_and_every_class_is_spread_over_them():
+    """Each class is dealt round the slides; cells of one slide share its lamp, other slides differ."""
+    labels = label_assignment(940, 0)
+    slides = np.array([slide_of(i, 0) for i in range(940)])
+    assert set(slides.tolist()) == set(range(NUM_SLIDES))
+    for c, name in enumerate(CLASS_NAMES):
+        per_slide = np.bincount(slides[labels == c], minlength=NUM_SLIDES)
+        assert per_slide.max() - per_slide.min() <= 1, (name, per_slide)
+    assert slide_of(1000, 0) == MicroscopySimulator(seed=0, num_examples=1001).slide(1000)
+
+    # Signal over (transmission x vignetting x BACKGROUND_LEVEL) is the lamp of the cell's slide.
+    sim = MicroscopySimulator(seed=0, num_examples=40, size=64)
+
+    def lamp(i):
+        signal, trans = sim.signal(i), sim.transmission(i)
+        vignetting = _vignetting(sim.crop_origin(i), 64, sim.field_px)
+        ratio = signal / (trans * vignetting * np.array(BACKGROUND_LEVEL, dtype=np.float32)[:, None, None])
+        assert ratio.max() - ratio.min() < 1e-4  # one lamp level over the frame and the three captures
+        return float(ratio.mean())
+
+    by_slide: dict[int, list[float]] = {}
+    for i in range(12):
+        by_slide.setdefault(sim.slide(i), []).append(lamp(i))
+    shared = [v for v in by_slide.values() if len(v) > 1]
+    assert shared, by_slide
+    for values in shared:
+        assert max(values) - min(values) < 1e-5, by_slide
+    firsts = sorted(v[0] for v in by_slide.values())
+    assert len(firsts) >= 2 and firsts[-1] - firsts[0] > 1e-3, by_slide
+
+
+def test_a_granule_has_its_physical_size_and_mass():
+    """One granule of 0.5 um is a Gaussian of sigma 0.37 x 5 px with the drawn peak density."""
+    canvas = synthetic._Canvas(256, np.random.default_rng(0))  # a 256-px frame: PIXEL_UM per pixel
+    region = np.zeros((256, 256), dtype=np.float32)
+    region[28:228, 28:228] = 1.0  # wide, so that the region's edge (which clips granules) is far
+    assert canvas.granules("eos_granule", region, 0.5, 0.0, 0.0, (0.8, 0.8), count=1) == 1
+    d = canvas.density[synthetic._STAIN_INDEX["eos_granule"]].astype(np.float64)
+    sigma = 0.37 * 0.5 / PIXEL_UM
+    ys, xs = np.indices(d.shape)
+    cy, cx = (d * ys).sum() / d.sum(), (d * xs).sum() / d.sum()
+    assert min(cy, cx) > 28 + 4 * sigma and max(cy, cx) < 227 - 4 * sigma, (cy, cx)
+    assert d.sum() == pytest.approx(0.8 * 2 * math.pi * sigma**2, rel=0.02)  # truncated only beyond 3 sigma
+    var = (d * ((ys - cy) ** 2 + (xs - cx) ** 2)).sum() / d.sum() / 2
+    # Bilinear sharing of the sub-pixel position adds at most 0.25 px^2 per axis.
+    assert sigma**2 - 0.05 < var < sigma**2 + 0.3, (var, sigma**2)
+    assert d.max() == pytest.approx(0.8, rel=0.2)
+
+
+def test_granulocytes_carry_granules_of_their_scale_and_lymphocytes_none():
+    sim = MicroscopySimulator(seed=0, num_examples=940, size=128)
+    labels = sim.labels()
+    counts = {name: [sim.granule_count(int(i)) for i in np.flatnonzero(labels == CLASS_NAMES.index(name))[:3]]
+              for name in ("NGS", "NGB", "EOS", "BAS", "MON", "LYT")}
+    assert all(c == 0 for c in counts["LYT"]), counts
+    for name in ("NGS", "NGB", "EOS", "BAS", "MON"):
+        assert min(counts[name]) > 20, counts
+    # Neutrophil granules (0.2-0.3 um) are far more numerous than the eosinophil's (0.55-0.8 um),
+    # which fill a similar cytoplasm: the number follows the size.
+    assert min(counts["NGS"]) > 3 * max(counts["EOS"]), counts
+
+
+def test_lateral_colour_displaces_red_and_blue_about_the_axis(monkeypatch):
+    """Red and blue images are magnified by LATERAL_COLOUR about the field's centre; green stays."""
+    sim = MicroscopySimulator(seed=0, num_examples=30)
+    axis = sim.field_px / 2
+    # A crop far from the axis, where the displacement is largest.
+    i = max(range(30), key=lambda k: np.hypot(*(np.array(sim.crop_origin(k)) + 128 - axis)))
+    with_ca = sim.transmission(i)
+    monkeypatch.setattr(synthetic, "LATERAL_COLOUR", (0.0, 0.0, 0.0))
+    without = sim.transmission(i)
+    np.testing.assert_array_equal(with_ca[1], without[1])
+    origin = np.array(sim.crop_origin(i), dtype=np.float64)
+    centre = slice(64, 192)  # the white cell; over it the displacement varies by < 0.11 px
+    for ch in (0, 2):
+        a, b = with_ca[ch].astype(np.float64), without[ch].astype(np.float64)
+        # with(X) = without(X - d) ~ without(X) - grad(without) . d: least squares for d = (dy, dx).
+        gy, gx = np.gradient(b)
+        g = np.stack([gy[centre, centre].ravel(), gx[centre, centre].ravel()], axis=1)
+        d = np.linalg.lstsq(g, -(a - b)[centre, centre].ravel(), rcond=None)[0]
+        expected = LATERAL_COLOUR[ch] * (origin + 128.0 - axis)
+        assert np.linalg.norm(expected) > 0.5, expected  # a visible fraction of a pixel ...
+        np.testing.assert_allclose(d, expected, atol=0.03)  # ... and the one the optics ask for
+
+
+def test_psf_scales_with_the_wavelength(monkeypatch):
+    """Each capture is blurred by a Gaussian of PSF_SIGMA_PX x wavelength / 525 nm (diffraction)."""
+    monkeypatch.setattr(synthetic, "LATERAL_COLOUR", (0.0, 0.0, 0.0))
+    sharp = MicroscopySimulator(seed=0, num_examples=2, psf_sigma=0.0).transmission(1)  # defocus only
+    blurred = MicroscopySimulator(seed=0, num_examples=2).transmission(1)
+    errors = []
+    for ch, nm in enumerate(synthetic.WAVELENGTHS_NM):
+        # Gaussian blurs compose: blur(defocus) then blur(PSF) is the blur of their quadrature sum.
+        expected = synthetic.gaussian_blur(sharp[ch], synthetic.PSF_SIGMA_PX * nm / 525)
+        errors.append(np.abs(expected - blurred[ch])[8:-8, 8:-8].max())
+        wrong = synthetic.gaussian_blur(sharp[ch], synthetic.PSF_SIGMA_PX)  # one PSF for all colours
+        if ch != 1:
+            assert np.abs(wrong - blurred[ch])[8:-8, 8:-8].max() > 5 * errors[-1], (ch, errors)
+    # Sampled, truncated Gaussians of sub-pixel sigma (the defocus) compose only to ~0.5 %.
+    assert max(errors) < 6e-3, errors
 
 
 def test_classes_render_their_stains():
