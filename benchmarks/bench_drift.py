@@ -1,7 +1,7 @@
 """Time the drift-synthesis grid: a classifier on synthetic Raw-Microscopy test data developed by
 the 12 static ISP variants at the 7 intensities (12 x 7 x 143 = 12,012 evaluated views).
 
-* **project**: ``drift_synthesis.evaluate_grid``: each batch is read once and developed by the 12
+* **project**: ``raw_isp.drift.synthesis.evaluate_grid``: each batch is read once and developed by the 12
   ``StaticISP`` modules on the device, straight into the model;
 * **reference**: the straightforward transformers way, per (variant, intensity): a
   ``RawISPImageProcessor`` configured for that variant prepares each batch (``processor(raws)``),
@@ -26,15 +26,15 @@ import time
 from pathlib import Path
 
 import torch
+from machine import machine_info  # benchmarks/machine.py, beside this script
+
+import raw_isp
+from raw_isp.drift.synthesis import evaluate_grid, load_by_intensity
+from raw_isp.models.modeling import load_raw_model
+from raw_isp.training import build_model, parse_training_args
+from raw_isp.training.data import label_names
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "scripts"))
-sys.path.insert(0, str(ROOT / "benchmarks"))
-
-import drift_synthesis  # noqa: E402
-import raw_isp  # noqa: E402
-import raw_training  # noqa: E402
-from machine import machine_info  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -51,27 +51,27 @@ def main(argv: list[str] | None = None) -> int:
     from accelerate import Accelerator
 
     accelerator = Accelerator(cpu=opts.device == "cpu", mixed_precision=opts.mixed_precision)
-    args = raw_training.parse_args("classification", ["--output_dir", "/tmp/bench_drift"] + (
+    args = parse_training_args("classification", ["--output_dir", "/tmp/bench_drift"] + (
         ["--model_name_or_path", opts.model_name_or_path, "--image_size", str(opts.image_size)]
         if opts.model_name_or_path else []))
     t0 = time.perf_counter()
-    data = drift_synthesis.load_by_intensity(args, "test", list(raw_isp.INTENSITY_RATIOS))
+    data = load_by_intensity(args, "test", list(raw_isp.INTENSITY_RATIOS))
     t_data = time.perf_counter() - t0
+    names = label_names(next(iter(data.values())), args.label_column)
     if opts.model_name_or_path is None and (Path(opts.model) / "isp_config.json").is_file():
-        model, _ = raw_isp.models.modeling.load_raw_model(opts.model, device=accelerator.device)
+        model, _ = load_raw_model(opts.model, device=accelerator.device)
         model_name = opts.model
     else:
         torch.manual_seed(0)
-        model = raw_training.build_model(args, list(raw_isp_labels())).to(accelerator.device).eval()
+        model = build_model(args, names).to(accelerator.device).eval()
         model_name = f"{args.model_name_or_path} (untrained)"
-    names = raw_training.label_info({"train": next(iter(data.values()))}, "classification")[1]
     camera = model.processor.camera
     variants = list(raw_isp.ISP_VARIANTS)
     print(json.dumps(machine_info(accelerator.device)))
 
     t0 = time.perf_counter()
-    rows = drift_synthesis.evaluate_grid(model, data, accelerator, "classification", names, variants, camera,
-                                         opts.batch_size, train_intensity=-1.0)
+    rows = evaluate_grid(model, data, accelerator, "classification", names, variants, camera, opts.batch_size,
+                         train_intensity=-1.0, label_column=args.label_column)
     t_grid = time.perf_counter() - t0
     n_views = sum(len(d) for d in data.values()) * len(variants)
     assert len([r for r in rows if r["metric"] == "accuracy"]) == len(variants) * len(data)
@@ -105,12 +105,6 @@ def main(argv: list[str] | None = None) -> int:
     if opts.json:
         Path(opts.json).write_text(json.dumps({"machine": machine_info(accelerator.device), **result}, indent=1))
     return 0
-
-
-def raw_isp_labels():
-    import raw_microscopy
-
-    return raw_microscopy.CLASS_NAMES
 
 
 if __name__ == "__main__":

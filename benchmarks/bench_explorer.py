@@ -1,4 +1,4 @@
-"""Interaction latency of the Raw-to-logit explorer (scripts/explorer.py), without the browser.
+"""Interaction latency of the Raw-to-logit explorer (raw_isp.explorer), without the browser.
 
 Times the work behind each interaction of the page on a 256x256 frame, with its render cache
 emptied before every run (so each figure is a full computation, except the one marked cached):
@@ -31,19 +31,17 @@ import time
 from pathlib import Path
 
 import torch
+from machine import machine_info  # benchmarks/machine.py, beside this script
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(REPO), str(REPO / "scripts"), str(REPO / "benchmarks")]
-
-import raw_isp  # noqa: E402
-import explorer as E  # noqa: E402
-from machine import machine_info  # noqa: E402
+import raw_isp
+import raw_isp.explorer as E
+from raw_isp.training.cli import main as train_main
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", default=None, help="model folder (default: train vit-tiny-32 for 5 steps)")
-    p.add_argument("--dataset", choices=list(E.DATASETS), default=None,
+    p.add_argument("--dataset", choices=list(E.DATASET_NAMES), default=None,
                    help="dataset of the frames (default: the model's task: drone for segmentation)")
     p.add_argument("--cache_dir", default=None, help="datasets cache (default: a temporary folder)")
     p.add_argument("--repeats", type=int, default=7, help="timed runs per interaction (default 7)")
@@ -67,11 +65,9 @@ def median_time(fn, repeats: int, before=None) -> float:
 
 
 def train_default_model(out: str, cache: str) -> None:
-    import raw_training
-
     argv = ["--output_dir", out, "--cache_dir", cache, "--num_examples", "60", "--max_train_steps", "5",
             "--per_device_train_batch_size", "8", "--max_eval_samples", "8"]
-    if raw_training.main("classification", argv) != 0:
+    if train_main("classification", argv) != 0:
         raise SystemExit("error: training the default model failed")
 
 
@@ -85,7 +81,7 @@ def main(argv: list[str] | None = None) -> int:
         train_default_model(model_dir, cache)
     ex = E.Explorer(E.ExampleSource(cache_dir=cache))
     predictor = ex.load_model(model_dir)
-    dataset = args.dataset or ("raw_drone" if predictor.task == "segmentation" else "raw_microscopy")
+    dataset = args.dataset or ("raw_drone" if predictor.dense else "raw_microscopy")
     frame = ex.example(dataset, "test", 0)
     upload = Path(tmp.name) / "frame.tiff"
     raw_isp.write_raw(upload, frame.raw)

@@ -1,8 +1,8 @@
 """Training throughput with the ISP in the loop, and where a step's time goes.
 
 For each training script's default model (ViT-Tiny/32 on synthetic Raw-Microscopy,
-SegFormer-B0 on synthetic Raw-Drone segmentation tiles), the training loop of
-``scripts/raw_training.py`` is timed step by step:
+SegFormer-B0 on synthetic Raw-Drone segmentation tiles), a training step of the model that
+``raw_isp.training`` builds is timed step by step:
 
 * **data**: time spent waiting for the next raw batch from the loader (Arrow gather, int16 view);
 * **ISP**: the ISP module's forward inside the model (timed with forward hooks; synchronised on CUDA);
@@ -28,13 +28,10 @@ import time
 from pathlib import Path
 
 import torch
+from machine import machine_info  # benchmarks/machine.py, beside this script
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "scripts"))
-sys.path.insert(0, str(ROOT / "benchmarks"))
-
-import raw_training  # noqa: E402
-from machine import machine_info  # noqa: E402
+from raw_isp.training import build_model, parse_training_args
+from raw_isp.training.data import label_names, load_splits, make_loader
 
 
 def sync(device: torch.device) -> None:
@@ -51,15 +48,15 @@ def bench_task(task: str, opts: argparse.Namespace) -> dict:
     argv += ["--isp", opts.isp, "--image_size", str(opts.image_size)]
     if task == "segmentation" and opts.quick:
         argv += ["--num_scenes", "10", "--frame_size", "512", "512"]
-    args = raw_training.parse_args(task, argv)
+    args = parse_training_args(task, argv)
     device = torch.device(opts.device)
-    splits = raw_training.load_splits(args)
-    label_column, names = raw_training.label_info(splits, task)
+    splits = load_splits(args)
+    names = label_names(splits["train"], args.label_column)
     torch.manual_seed(0)
-    model = raw_training.build_model(args, names).to(device).train()
+    model = build_model(args, names).to(device).train()
     opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
     bs = args.per_device_train_batch_size
-    loader = raw_training.make_loader(splits["train"], label_column, bs, True, 0)
+    loader = make_loader(splits["train"], args.label_column, bs, True, 0)
     amp = torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=opts.bf16)
 
     isp_times: list[float] = []

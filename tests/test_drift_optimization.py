@@ -1,17 +1,19 @@
-"""scripts/drift_optimization.py: one tiny model per (ISP, intensity), validation curves, tables, picture."""
+"""Drift optimisation (raw_isp.drift.optimization and scripts/drift_optimization.py): one tiny model
+per (ISP, intensity), validation curves, tables, picture."""
 
 import csv
 import json
-import sys
 from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "scripts"))
+from raw_isp.training import RawTrainingArguments
 
-import drift_optimization  # noqa: E402
-import raw_training  # noqa: E402
+
+@pytest.fixture(scope="module")
+def drift_optimization(script):
+    return script("drift_optimization")
+
 
 # 60 cells: 42 train images, cut to 16 -> 2 steps of 8 per epoch; 2 epochs -> validations at steps 2 and 4.
 TINY = ["--num_examples", "60", "--model_name_or_path", "vit-micro", "--per_device_train_batch_size", "8",
@@ -20,7 +22,7 @@ TINY = ["--num_examples", "60", "--model_name_or_path", "vit-micro", "--per_devi
 ISPS = ("static:bi_s_ga", "parametrized:bi_s_ga", "learned")
 
 
-def test_end_to_end_writes_curves_for_every_run(tmp_path, capsys):
+def test_end_to_end_writes_curves_for_every_run(drift_optimization, tmp_path, capsys):
     out = tmp_path / "out"
     argv = ["--output_dir", str(out), "--cache_dir", str(tmp_path / "hf_cache"), *TINY]
     assert drift_optimization.main(argv) == 0  # default --isps and --intensities
@@ -58,17 +60,26 @@ def test_end_to_end_writes_curves_for_every_run(tmp_path, capsys):
     by_intensity = {r["intensity"]: r for r in summary["runs"] if r["isp"] == "static:bi_s_ga"}
     assert by_intensity[0.01]["history"] != by_intensity[0.05]["history"]
 
+    # The same command again is refused before any training: the run folders hold runs.
+    before = (out / "drift_optimization.json").read_bytes()
+    with pytest.raises(SystemExit):
+        drift_optimization.main(argv)
+    assert "not empty, it holds another run" in capsys.readouterr().err
+    assert (out / "drift_optimization.json").read_bytes() == before
+
 
 @pytest.mark.parametrize("argv, message", [
-    (["--isp", "learned"], "this script sets --isp, --intensity and --output_dir per run"),
+    (["--isp", "learned"], "--isp: this script sets --isp and --intensity per run"),
+    (["--intensity=0.5"], "--intensity: this script sets --isp"),
     (["--intensity", "0.5"], "this script sets --isp"),
     (["--isps", "static:bi_s_ga,fancy"], "--isps: isp 'fancy': unknown kind 'fancy'"),
     (["--intensities", "0.01,2"], "--intensities: 2 must be in (0, 1]"),
     (["--intensities", "0.3"], "captured at"),
-    (["--num_train_epochs", "0"], "expected a positive integer"),
-    (["--task", "segmentation", "--dataset", "raw_microscopy"], "segmentation needs raw_drone"),
+    (["--num_train_epochs", "0"], "--num_train_epochs must be a positive integer"),
+    (["--task", "segmentation", "--dataset", "raw_microscopy"], "Raw-Microscopy has no segmentation task"),
+    (["--no_such_option", "1"], "--no_such_option"),
 ])
-def test_bad_arguments_fail_before_training(tmp_path, capsys, argv, message):
+def test_bad_arguments_fail_before_training(drift_optimization, tmp_path, capsys, argv, message):
     out = tmp_path / "out"
     with pytest.raises(SystemExit):
         drift_optimization.main(["--output_dir", str(out), *argv])
@@ -76,16 +87,16 @@ def test_bad_arguments_fail_before_training(tmp_path, capsys, argv, message):
     assert not out.exists()
 
 
-def test_quick_budget_full_budget_and_overrides(tmp_path):
+def test_quick_budget_full_budget_and_overrides(drift_optimization, tmp_path):
     common = ["--output_dir", str(tmp_path / "out"), "--isps", "learned", "--intensities", "0.05"]
-    _, runs = drift_optimization.parse_args(common)
-    (isp, intensity, quick), = runs
-    assert (isp, intensity, quick.intensity, quick.isp) == ("learned", 0.05, 0.05, "learned")
-    assert (quick.max_train_samples, quick.num_train_epochs, quick.per_device_train_batch_size) == (192, 4, 16)
-    assert quick.output_dir == str(tmp_path / "out" / "runs" / "learned_i0.05")
-    _, [(_, _, full)] = drift_optimization.parse_args([*common, "--full"])
-    defaults = raw_training.build_parser("classification").parse_args([])
-    assert (full.max_train_samples, full.num_train_epochs, full.per_device_train_batch_size) == (
+    _, _, [quick] = drift_optimization.parse_args(common)
+    assert (quick.isp, quick.intensity, quick.args.intensity, quick.args.isp) == ("learned", 0.05, 0.05, "learned")
+    assert (quick.args.max_train_samples, quick.args.num_train_epochs, quick.args.per_device_train_batch_size) == (
+        192, 4, 16)
+    assert quick.args.output_dir == str(tmp_path / "out" / "runs" / "learned_i0.05")
+    _, _, [full] = drift_optimization.parse_args([*common, "--full"])
+    defaults = RawTrainingArguments()
+    assert (full.args.max_train_samples, full.args.num_train_epochs, full.args.per_device_train_batch_size) == (
         None, defaults.num_train_epochs, defaults.per_device_train_batch_size)
-    _, [(_, _, mine)] = drift_optimization.parse_args([*common, "--num_train_epochs", "7"])
-    assert (mine.max_train_samples, mine.num_train_epochs) == (192, 7)
+    _, _, [mine] = drift_optimization.parse_args([*common, "--num_train_epochs", "7"])
+    assert (mine.args.max_train_samples, mine.args.num_train_epochs) == (192, 7)

@@ -1,20 +1,20 @@
-"""scripts/drift_synthesis.py end to end on a tiny model and tiny synthetic data."""
+"""Drift synthesis (raw_isp.drift.synthesis and scripts/drift_synthesis.py) end to end on a tiny
+model and tiny synthetic data."""
 
 import csv
 import json
-import sys
-from pathlib import Path
 
 import pytest
 
 import raw_isp
 from raw_isp.drift.corruptions import CORRUPTIONS
+from raw_isp.drift.synthesis import FIELDS, summarise, synthesize
+from raw_isp.training.cli import main as train_main
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "scripts"))
 
-import drift_synthesis  # noqa: E402
-import raw_training  # noqa: E402
+@pytest.fixture(scope="module")
+def drift_synthesis(script):
+    return script("drift_synthesis")
 
 
 @pytest.fixture(scope="module")
@@ -22,10 +22,10 @@ def trained(tmp_path_factory):
     root = tmp_path_factory.mktemp("drift")
     cache = str(root / "cache")
     out = root / "model"
-    raw_training.main("classification", ["--output_dir", str(out), "--cache_dir", cache, "--num_examples", "60",
+    assert train_main("classification", ["--output_dir", str(out), "--cache_dir", cache, "--num_examples", "60",
                                          "--model_name_or_path", "vit-micro", "--max_train_steps", "2",
                                          "--per_device_train_batch_size", "8", "--max_eval_samples", "4",
-                                         "--isp", "static:ma_u_ga"])
+                                         "--isp", "static:ma_u_ga"]) == 0
     return out
 
 
@@ -34,13 +34,13 @@ def read_rows(folder):
         return list(csv.DictReader(fh))
 
 
-def test_grid_and_corruptions_are_written(trained, tmp_path, capsys):
+def test_grid_and_corruptions_are_written(drift_synthesis, trained, tmp_path, capsys):
     out = tmp_path / "ds"
     assert drift_synthesis.main(["--model", str(trained), "--output_dir", str(out), "--max_eval_samples", "4"]) == 0
     printed = capsys.readouterr().out
     assert "best :" in printed and "worst:" in printed and "spread" in printed and "corruptions" in printed
     rows = read_rows(out)
-    assert list(rows[0]) == list(drift_synthesis.FIELDS)
+    assert list(rows[0]) == list(FIELDS)
     grid = [r for r in rows if r["metric"] == "accuracy" and not r["corruption"] and r["test_variant"] != "model"]
     assert {(r["test_variant"], float(r["intensity"])) for r in grid} == {
         (v, i) for v in raw_isp.ISP_VARIANTS for i in raw_isp.INTENSITY_RATIOS}
@@ -58,12 +58,12 @@ def test_grid_and_corruptions_are_written(trained, tmp_path, capsys):
     assert not (tmp_path / "ds.partial").exists()
 
 
-def test_own_view_equals_training_evaluation(trained, tmp_path):
+def test_own_view_equals_training_evaluation(drift_synthesis, trained, tmp_path):
     # The static ma_u_ga column at the training intensity is the model's own view: it must give
     # exactly the test metrics the training script wrote.
     out = tmp_path / "own"
-    drift_synthesis.main(["--model", str(trained), "--output_dir", str(out), "--max_eval_samples", "4",
-                          "--intensities", "1.0", "--corruptions", "none", "--variants", "ma_u_ga,bi_s_ga"])
+    assert drift_synthesis.main(["--model", str(trained), "--output_dir", str(out), "--max_eval_samples", "4",
+                                 "--intensities", "1.0", "--corruptions", "none", "--variants", "ma_u_ga,bi_s_ga"]) == 0
     rows = read_rows(out)
     results = json.loads((trained / "all_results.json").read_text())
     own = {r["metric"]: float(r["value"]) for r in rows if r["test_variant"] == "ma_u_ga"}
@@ -73,15 +73,42 @@ def test_own_view_equals_training_evaluation(trained, tmp_path):
 
 
 def test_train_variants_matrix(trained, tmp_path):
+    # The library call: one model per training variant, each evaluated on every test variant.
     out = tmp_path / "tt"
-    drift_synthesis.main(["--model", str(trained), "--output_dir", str(out), "--max_eval_samples", "4",
-                          "--intensities", "1.0", "--corruptions", "none", "--train_variants", "bi_s_ga,me_u_me",
-                          "--variants", "bi_s_ga,me_u_me,ma_s_ga"])
+    report = synthesize(trained, out, max_eval_samples=4, intensities=[1.0], corruptions=[],
+                        train_variants=["bi_s_ga", "me_u_me"], variants=["bi_s_ga", "me_u_me", "ma_s_ga"])
     rows = [r for r in read_rows(out) if r["model"].startswith("train:") and r["metric"] == "accuracy"]
     assert {(r["train_variant"], r["test_variant"]) for r in rows} == {
         (a, b) for a in ("bi_s_ga", "me_u_me") for b in ("bi_s_ga", "me_u_me", "ma_s_ga")}
-    assert (out / "train_test.png").is_file()
+    assert (out / "train_test.png").is_file() and "train_test.png" in report["files"]
     assert (out / "models" / "me_u_me" / "all_results.json").is_file()
+    assert json.loads((out / "models" / "me_u_me" / "isp_config.json").read_text())["isp"] == "static:me_u_me"
+    # Run again into the same folder: the earlier report (models included) is replaced.
+    again = synthesize(trained, out, max_eval_samples=4, intensities=[1.0], corruptions=[],
+                       train_variants=["bi_s_ga"], variants=["bi_s_ga"])
+    assert again["summary"]["metric"] == "accuracy" and not (out / "models" / "me_u_me").exists()
+
+
+def test_a_folder_of_other_files_is_not_replaced(trained, tmp_path):
+    from raw_isp.training.arguments import OptionError
+
+    out = tmp_path / "mine"
+    out.mkdir()
+    (out / "notes.txt").write_text("mine")
+    with pytest.raises(OptionError, match="holds files that are not this tool's report \\(notes.txt\\)"):
+        synthesize(trained, out, max_eval_samples=4, intensities=[1.0], corruptions=[], variants=["bi_s_ga"])
+    assert (out / "notes.txt").read_text() == "mine" and len(list(out.iterdir())) == 1
+
+
+def test_summary_of_a_hand_made_grid():
+    rows = [{"test_variant": v, "intensity": i, "corruption": c, "severity": s, "metric": "accuracy", "value": x}
+            for v, i, c, s, x in [("model", 1.0, "", "", 0.9), ("a", 1.0, "", "", 0.9), ("b", 1.0, "", "", 0.8),
+                                  ("a", 0.5, "", "", 0.3), ("b", 0.5, "", "", 0.5), ("model", 1.0, "fog", 1, 0.5)]]
+    summary = summarise(rows, "accuracy", 1.0)
+    assert summary["worst"] == {"variant": "a", "intensity": 0.5, "value": 0.3}
+    assert summary["isp_only_mean_drop"] == pytest.approx(0.05) and summary["corruption_mean_drop"] == pytest.approx(0.4)
+    assert summary["corruption_to_isp_drop_ratio"] == pytest.approx(8.0)
+    assert summary["mean_by_intensity"] == {"1.0": pytest.approx(0.85), "0.5": pytest.approx(0.4)}
 
 
 @pytest.mark.parametrize("argv, message", [
@@ -90,13 +117,13 @@ def test_train_variants_matrix(trained, tmp_path):
     (["--severities", "0,6"], "--severities must be in 1..5"),
     (["--intensities", "2"], "intensities must be in (0, 1]"),
 ])
-def test_bad_arguments(trained, argv, message, capsys):
+def test_bad_arguments(drift_synthesis, trained, argv, message, capsys):
     with pytest.raises(SystemExit):
         drift_synthesis.parse_args(["--model", str(trained), *argv])
     assert message in capsys.readouterr().err
 
 
-def test_not_a_model_folder(tmp_path, capsys):
+def test_not_a_model_folder(drift_synthesis, tmp_path, capsys):
     with pytest.raises(SystemExit):
         drift_synthesis.parse_args(["--model", str(tmp_path)])
     assert "not a training output folder" in capsys.readouterr().err

@@ -1,7 +1,4 @@
-"""scripts/explorer.py without a browser: what each input of the Raw-to-logit explorer produces."""
-
-import sys
-from pathlib import Path
+"""The Raw-to-logit explorer (raw_isp.explorer) without a browser: what each input produces."""
 
 import numpy as np
 import pytest
@@ -9,12 +6,8 @@ import tifffile
 import torch
 
 import raw_isp
-
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "scripts"))
-
-import explorer as E  # noqa: E402
-import raw_training  # noqa: E402
+import raw_isp.explorer as E
+from raw_isp.training.cli import main as train_main
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -39,7 +32,7 @@ def ex(cache):
 @pytest.fixture(scope="module")
 def cls_model(tmp_path_factory, cache):
     out = tmp_path_factory.mktemp("cls_model")
-    assert raw_training.main("classification", [
+    assert train_main("classification", [
         "--output_dir", str(out), "--cache_dir", cache, "--num_examples", "60", "--model_name_or_path", "vit-micro",
         "--max_train_steps", "1", "--per_device_train_batch_size", "8", "--max_eval_samples", "4",
         "--isp", "static:ma_s_me"]) == 0
@@ -49,7 +42,7 @@ def cls_model(tmp_path_factory, cache):
 @pytest.fixture(scope="module")
 def seg_model(tmp_path_factory, cache):
     out = tmp_path_factory.mktemp("seg_model")
-    assert raw_training.main("segmentation", [
+    assert train_main("segmentation", [
         "--output_dir", str(out), "--cache_dir", cache, "--num_scenes", "10", "--frame_size", "512", "512",
         "--num_examples", "16", "--model_name_or_path", "segformer-micro", "--max_train_steps", "1",
         "--per_device_train_batch_size", "4", "--max_eval_samples", "2"]) == 0
@@ -78,7 +71,7 @@ def static_view(frame, variant, ratio=1.0):
     """The reference view: StaticISP on the (intensity-scaled) frame, one variant at a time."""
     raw = frame.raw if ratio == 1.0 else raw_isp.SENSORS[frame.camera].scale_intensity(frame.raw, ratio, seed=0)
     isp = raw_isp.StaticISP(raw_isp.ISPConfig.from_variant(variant, pattern=frame.pattern), camera=frame.camera)
-    return isp(torch.from_numpy(raw_isp.normalize_raw(raw))[None])
+    return isp(raw_isp.io.raw_to_unit(torch.from_numpy(raw))[None])
 
 
 # ---------------------------------------------------------------- pictures and frames
@@ -357,17 +350,38 @@ def test_load_model_caches_and_explains_wrong_folders(ex, tmp_path, cls_model):
     with pytest.raises(E.ExplorerError, match="some_folder: not a model folder written by the training scripts"):
         ex.load_model(tmp_path / "some_folder")
     info = ex.load_model(cls_model).describe()
-    assert "ViT classification" in info and "static:ma_s_me" in info and "microscopy camera" in info
+    assert "ViTForImageClassification (classification)" in info and "static:ma_s_me" in info
+    assert "microscopy camera" in info
 
 
-def test_cli_checks_paths_before_starting(tmp_path, capsys):
+def test_a_segmentation_model_of_any_architecture_paints_masks(ex, tile, cache, tmp_path):
+    # A BEiT with an UperNet head, not a SegFormer: the task recorded in its folder makes the
+    # explorer load it as a segmentation model and paint its car masks.
+    from transformers import BeitConfig, BeitForSemanticSegmentation
+
+    config = BeitConfig(image_size=256, patch_size=32, hidden_size=32, num_hidden_layers=4, num_attention_heads=2,
+                        intermediate_size=64, out_indices=[1, 2, 3, 4], use_auxiliary_head=False, pool_scales=[1, 2],
+                        num_labels=2)
+    BeitForSemanticSegmentation(config).save_pretrained(tmp_path / "beit")
+    assert train_main("segmentation", [
+        "--output_dir", str(tmp_path / "model"), "--cache_dir", cache, "--num_scenes", "10", "--frame_size", "512",
+        "512", "--num_examples", "16", "--model_name_or_path", str(tmp_path / "beit"), "--max_train_steps", "1",
+        "--per_device_train_batch_size", "4", "--max_eval_samples", "2"]) == 0
+    predictor = ex.load_model(tmp_path / "model")
+    assert predictor.task == "segmentation" and predictor.dense and predictor.label_names == ["background", "car"]
+    r = ex.render(crop(tile, 64), 0, predictor)
+    assert r.outcome.shape == (12, 64, 64) and r.outcome.dtype == bool and r.columns[1] == "car pixels"
+
+
+def test_cli_checks_paths_before_starting(tmp_path, capsys, script):
+    explorer_cli = script("explorer")
     with pytest.raises(SystemExit):
-        E.parse_args(["--model", str(tmp_path / "missing")])
+        explorer_cli.parse_args(["--model", str(tmp_path / "missing")])
     assert "--model" in capsys.readouterr().err
     with pytest.raises(SystemExit):
-        E.parse_args(["--data_dir", str(tmp_path / "missing")])
+        explorer_cli.parse_args(["--data_dir", str(tmp_path / "missing")])
     assert "--data_dir" in capsys.readouterr().err
-    args = E.parse_args([])
+    args = explorer_cli.parse_args([])
     assert args.host == "127.0.0.1" and args.model is None and args.threads == 1
 
 

@@ -54,12 +54,11 @@ def _free_port() -> int:
 def app(tmp_path_factory):
     """The explorer serving a tiny model from the training script; yields its URL."""
     _require_browser()
-    sys.path.insert(0, str(ROOT / "scripts"))
-    import raw_training
+    from raw_isp.training.cli import main as train_main
 
     work = tmp_path_factory.mktemp("explorer_app")
     cache, model = str(work / "hf_cache"), str(work / "model")
-    assert raw_training.main("classification", [
+    assert train_main("classification", [
         "--output_dir", model, "--cache_dir", cache, "--num_examples", "60", "--model_name_or_path", "vit-micro",
         "--max_train_steps", "2", "--per_device_train_batch_size", "8", "--max_eval_samples", "4"]) == 0
     port = _free_port()

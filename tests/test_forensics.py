@@ -1,10 +1,9 @@
-"""Drift forensics: SSIM, the adversarial ISP search and its bounds, and scripts/drift_forensics.py."""
+"""Drift forensics: SSIM, the adversarial ISP search and its bounds (raw_isp.drift.forensics), the
+report on a trained folder (raw_isp.drift.forensics_report) and scripts/drift_forensics.py."""
 
 import csv
 import json
 import shutil
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -12,12 +11,9 @@ import torch
 
 import raw_isp
 from raw_isp.drift.forensics import AdversarialISPSearch, parse_groups, ssim, view_distance
-
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "scripts"))
-
-import drift_forensics  # noqa: E402
-import raw_training  # noqa: E402
+from raw_isp.drift.forensics_report import load_batches, reference_from_info, reference_isp
+from raw_isp.training import RawTrainingArguments
+from raw_isp.training.cli import main as train_main
 
 MICRO = ["--num_examples", "60", "--model_name_or_path", "vit-micro", "--per_device_train_batch_size", "8",
          "--per_device_eval_batch_size", "6", "--logging_steps", "1", "--max_train_steps", "2"]
@@ -148,6 +144,11 @@ def test_search_moves_only_its_group(tiny_search_inputs):
 # ---------------------------------------------------------------- the script
 
 @pytest.fixture(scope="module")
+def drift_forensics(script):
+    return script("drift_forensics")
+
+
+@pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     """A tiny classifier (static ISP) and a tiny one with a trained parametrized ISP."""
     root = tmp_path_factory.mktemp("forensics")
@@ -156,23 +157,24 @@ def trained(tmp_path_factory):
     for name, isp in (("static", "static:bi_s_ga"), ("param", "parametrized:bi_u_ga")):
         out = root / name
         argv = ["--output_dir", str(out), "--cache_dir", cache, *MICRO, "--isp", isp, "--isp_learning_rate", "0.05"]
-        assert raw_training.main("classification", argv) == 0
+        assert train_main("classification", argv) == 0
         models[name] = out
     return root, cache, models
 
 
-def _run(model, out, cache, *extra):
+def _run(drift_forensics, model, out, cache, *extra):
     argv = ["--model", str(model), "--output_dir", str(out), "--cache_dir", cache, *extra]
     assert drift_forensics.main(argv) == 0
     return json.loads((out / "forensics.json").read_text())
 
 
-def test_script_writes_everything_and_keeps_its_bounds(trained, tmp_path, capsys):
+def test_script_writes_everything_and_keeps_its_bounds(drift_forensics, trained, tmp_path, capsys):
     from transformers import AutoImageProcessor
 
     root, cache, models = trained
     out = tmp_path / "out"
-    summary = _run(models["static"], out, cache, "--groups", "all,gamma,sharpening", "--lambdas", "0,10000",
+    summary = _run(drift_forensics, models["static"], out, cache, "--groups", "all,gamma,sharpening",
+                   "--lambdas", "0,10000",
                    "--steps", "2", "--lr", "0.3", "--max_eval_samples", "0")
     printed = capsys.readouterr().out
     assert "clean accuracy" in printed and "worst case:" in printed and "most sensitive group:" in printed
@@ -200,15 +202,14 @@ def test_script_writes_everything_and_keeps_its_bounds(trained, tmp_path, capsys
     assert clean == pytest.approx(results["test_accuracy"])
 
     # Each adversarial processor replays its ISP; the worst case's replay gives the reported metric.
-    args = drift_forensics.parse_args(["--model", str(models["static"]), "--cache_dir", cache,
-                                       "--max_eval_samples", "0"])
-    batches, _, _ = drift_forensics.load_batches(args, torch.device("cpu"))
+    settings = RawTrainingArguments.from_output_dir(models["static"], cache_dir=cache)
+    batches, _ = load_batches(settings, "test", None, None, torch.device("cpu"))
     model, info = raw_isp.models.modeling.load_raw_model(models["static"])
     worst = summary["worst_case"]
     for row in rows:
         folder = out / row["processor"]
         record = json.loads((folder / "adversarial.json").read_text())
-        isp = drift_forensics.reference_from_info(info)
+        isp = reference_from_info(info)
         with torch.no_grad():
             for name, value in record["parameters"].items():
                 getattr(isp, name).copy_(torch.tensor(value))
@@ -229,15 +230,16 @@ def test_script_writes_everything_and_keeps_its_bounds(trained, tmp_path, capsys
             assert correct / summary["num_samples"] == pytest.approx(worst["attained"])
 
 
-def test_parametrized_model_is_searched_from_its_trained_parameters(trained, tmp_path):
+def test_parametrized_model_is_searched_from_its_trained_parameters(drift_forensics, trained, tmp_path):
     root, cache, models = trained
     model, info = raw_isp.models.modeling.load_raw_model(models["param"])
-    reference = drift_forensics.reference_isp(model, info)
+    reference = reference_isp(model, info)
     start = raw_isp.ParametrizedISP("bi_u_ga", camera="microscopy")
     for name, p in reference.named_parameters():
         assert torch.equal(p, getattr(model.isp, name)) and not p.requires_grad
         assert not torch.equal(p, getattr(start, name)), name  # trained, not the initial values
-    summary = _run(models["param"], tmp_path / "out", cache, "--groups", "white_balance", "--lambdas", "0",
+    summary = _run(drift_forensics, models["param"], tmp_path / "out", cache, "--groups", "white_balance",
+                   "--lambdas", "0",
                    "--distance", "l2", "--steps", "1")
     results = json.loads((models["param"] / "all_results.json").read_text())
     assert summary["clean"] == pytest.approx(results["test_accuracy"])
@@ -262,7 +264,7 @@ def _fake_model(folder, source, isp):
     (["--steps", "0"], "--steps must be a positive integer"),
     (["--lr", "-0.1"], "--lr must be a positive number"),
 ])
-def test_bad_arguments_fail_before_work(trained, tmp_path, capsys, extra, message):
+def test_bad_arguments_fail_before_work(drift_forensics, trained, tmp_path, capsys, extra, message):
     root, cache, models = trained
     model = models["static"]
     if extra == ["--groups", "blur_kernel"]:
@@ -275,7 +277,7 @@ def test_bad_arguments_fail_before_work(trained, tmp_path, capsys, extra, messag
     assert not out.exists()
 
 
-def test_unusable_model_folders_are_refused(trained, tmp_path, capsys):
+def test_unusable_model_folders_are_refused(drift_forensics, trained, tmp_path, capsys):
     root, cache, models = trained
     learned = _fake_model(tmp_path / "learned", models["static"], "learned")
     cases = [
@@ -290,14 +292,15 @@ def test_unusable_model_folders_are_refused(trained, tmp_path, capsys):
     assert not (tmp_path / "out").exists()
 
 
-def test_segmentation_model(tmp_path):
+def test_segmentation_model(drift_forensics, tmp_path):
     out = tmp_path / "seg"
     cache = str(tmp_path / "hf_cache")
     argv = ["--output_dir", str(out), "--cache_dir", cache, "--num_scenes", "10", "--frame_size", "512", "512",
             "--num_examples", "16", "--model_name_or_path", "segformer-micro", "--per_device_train_batch_size", "4",
             "--per_device_eval_batch_size", "3", "--max_train_steps", "2"]
-    assert raw_training.main("segmentation", argv) == 0
-    summary = _run(out, tmp_path / "forensics", cache, "--groups", "gamma,colour_matrix", "--lambdas", "0,100",
+    assert train_main("segmentation", argv) == 0
+    summary = _run(drift_forensics, out, tmp_path / "forensics", cache, "--groups", "gamma,colour_matrix",
+                   "--lambdas", "0,100",
                    "--steps", "2", "--lr", "0.3")
     results = json.loads((out / "all_results.json").read_text())
     assert summary["metric"] == "mean_iou" and summary["clean"] == pytest.approx(results["test_mean_iou"])

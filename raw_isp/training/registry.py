@@ -92,7 +92,9 @@ class DatasetInfo:
         display_name: e.g. "Raw-Microscopy".
         builder: the ``datasets`` builder class the package exports.
         camera: its preset in ``raw_isp.CAMERAS`` and ``raw_isp.SENSORS``.
-        tasks: task name -> :class:`DatasetTask`.
+        tasks: task name -> :class:`DatasetTask`; the first is the dataset's primary task (the
+            labels the explorer shows with an example).
+        id_column: the column naming each example (cell or tile).
         intensities: the captured light intensity ratios, brightest first.
         size_kwarg: the ``load_dataset`` keyword that sets the number of source examples.
         synthetic_scene_kwargs: whether the synthetic source takes ``num_scenes``,
@@ -104,6 +106,7 @@ class DatasetInfo:
     builder: str
     camera: str
     tasks: dict[str, DatasetTask]
+    id_column: str
     intensities: tuple[float, ...] = INTENSITY_RATIOS
     size_kwarg: str = "num_examples"
     synthetic_scene_kwargs: bool = False
@@ -115,6 +118,11 @@ class DatasetInfo:
     def builder_class(self) -> type:
         """The package's ``datasets`` builder class (``RawMicroscopy``, ``RawDrone``)."""
         return getattr(self.module(), self.builder)
+
+    @property
+    def primary_task(self) -> str:
+        """The task listed first (classification for Raw-Microscopy, segmentation for Raw-Drone)."""
+        return next(iter(self.tasks))
 
     def task(self, task: str) -> DatasetTask:
         """The dataset's entry for ``task``; ``ValueError`` naming the tasks it has otherwise."""
@@ -155,6 +163,7 @@ DATASETS: dict[str, DatasetInfo] = {
         builder="RawMicroscopy",
         camera="microscopy",
         tasks={"classification": DatasetTask(config="raw", label_column="label")},
+        id_column="image_id",
         size_kwarg="num_examples",
     ),
     "raw_drone": DatasetInfo(
@@ -167,6 +176,7 @@ DATASETS: dict[str, DatasetInfo] = {
                                         headline_metrics=("mean_iou", "iou_car", "pixel_accuracy")),
             "classification": DatasetTask(config="classification", label_column="label"),
         },
+        id_column="tile_id",
         size_kwarg="num_tiles",
         synthetic_scene_kwargs=True,
     ),

@@ -1,0 +1,38 @@
+"""Report folders of the drift tools: which folder a report may go to, and its CSV tables.
+
+A drift tool replaces its own earlier report in ``--output_dir``, and nothing else: a folder that
+holds anything the tool does not write is refused before any work (:func:`check_report_dir`).
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+from pathlib import Path
+from typing import Any, Iterable, Sequence
+
+from ..training.arguments import OptionError
+
+__all__ = ["check_report_dir", "write_csv"]
+
+
+def check_report_dir(path: str | os.PathLike, own: Iterable[str], option: str = "--output_dir") -> None:
+    """Raise :class:`~raw_isp.training.arguments.OptionError` if ``path`` is a file, or a folder
+    holding entries whose names are not in ``own`` (what the tool itself writes there)."""
+    folder = Path(path)
+    if folder.exists() and not folder.is_dir():
+        raise OptionError(f"{option} {folder}: is a file, not a folder")
+    if folder.is_dir():
+        foreign = sorted(p.name for p in folder.iterdir() if p.name not in set(own))
+        if foreign:
+            shown = ", ".join(foreign[:4]) + (f" and {len(foreign) - 4} more" if len(foreign) > 4 else "")
+            raise OptionError(f"{option} {folder}: holds files that are not this tool's report ({shown}); "
+                              "choose an empty folder or the folder of an earlier report")
+
+
+def write_csv(path: str | os.PathLike, rows: Sequence[dict[str, Any]], fields: Sequence[str]) -> None:
+    """``rows`` as a CSV table with the columns ``fields``; None becomes an empty cell."""
+    with open(path, "w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=list(fields))
+        writer.writeheader()
+        writer.writerows({k: ("" if v is None else v) for k, v in row.items()} for row in rows)
