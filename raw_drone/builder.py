@@ -485,67 +485,31 @@ MANIFEST_ENV = RawDrone.MANIFEST_ENV
 DEFAULT_MANIFEST = RawDrone.DEFAULT_MANIFEST
 
 
-def load_dataset(
-    name: str = "segmentation",
-    split: str | None = None,
-    *,
-    source: str = "synthetic",
-    data_dir: str | os.PathLike[str] | None = None,
-    num_tiles: int | None = None,
-    intensity: float | None = None,
-    split_mode: str = "grouped",
-    fold: int | None = None,
-    n_folds: int = 5,
-    seed: int = 0,
-    synthetic_seed: int = 0,
-    num_scenes: int | None = None,
-    frame_height: int | None = None,
-    frame_width: int | None = None,
-    layout: str = "auto",
-    record: str | int | None = None,
-    files_manifest: str | os.PathLike[str] | None = None,
-    cache_dir: str | None = None,
-    download_mode: Any = None,
-    num_proc: int | None = None,
-    output: str | None = "numpy",
-    download_timeout: float | None = None,
-    extract_limits: Any = None,
-) -> datasets.Dataset | datasets.DatasetDict:
+def load_dataset(name: str = "segmentation", split: str | None = None, *, num_tiles: int | None = None,
+                 split_mode: str = "grouped", layout: str = "auto", num_scenes: int | None = None,
+                 frame_height: int | None = None, frame_width: int | None = None,
+                 **kwargs: Any) -> datasets.Dataset | datasets.DatasetDict:
     """Load Raw-Drone in one call, with the conventions of ``datasets.load_dataset``.
 
     Args:
         name: a config of :data:`CONFIG_NAMES` ("segmentation", "classification", "<task>-NNN",
             "<task>-rgb-<variant>").
         split: None (a ``DatasetDict``) or a split name or expression for one ``Dataset``.
-        source: "synthetic" (default), "local" (needs ``data_dir``) or "zenodo".
-        data_dir: a local copy of the real data (folder or .zip) for ``source="local"``.
         num_tiles: number of tiles of the task (synthetic default 548 / 930; local: all
             segmentation tiles, a balanced classification set).
-        intensity: a ratio of ``raw_drone.INTENSITIES``; with "<task>" it selects "<task>-NNN",
-            with "<task>-rgb-*" the ratio the view is made from (default 1.0).
         split_mode: "grouped" (by source frame, default) or "random" (tile-level, leaks; the
             Raw2Logit study's split).
-        fold, n_folds: cross-validation round (test = fold, validation = fold+1 mod n_folds).
-        seed: seed of the split assignment; synthetic_seed: seed of the simulator.
+        layout: "auto", "full" (full frames + masks, tiled here) or "tiles" (pre-tiled) for
+            local data.
         num_scenes, frame_height, frame_width: size of the synthetic source (default 12 frames of
             2560x3840).
-        layout: "auto", "full" (full frames + masks, tiled here) or "tiles" (pre-tiled) for local data.
-        record: the Zenodo record for "zenodo" (id or DOI; default 5235536); the API is
-            ``$RAW_ISP_ZENODO_API`` (default https://zenodo.org/api).
-        files_manifest: a manifest that pins the files for "zenodo" (default:
-            ``$RAW_DRONE_MANIFEST``, else the record's listing decides).
-        cache_dir, download_mode: as in ``datasets.load_dataset``.
-        num_proc: processes for generation (default: 2-4 for the synthetic source, else 1).
-        output: "numpy" (default), "torch" or None; see ``raw_isp.data.arrow.raw_format``.
-        download_timeout: seconds without data before a download fails (default
-            ``$RAW_ISP_DOWNLOAD_TIMEOUT`` or 60).
-        extract_limits: ``raw_isp.data.archive.ExtractLimits`` for the zip archives.
+        **kwargs: ``source`` ("synthetic", "local" with ``data_dir``, "zenodo"), ``intensity``
+            (with "<task>" it selects "<task>-NNN"), ``fold``, ``n_folds``, ``seed``,
+            ``synthetic_seed``, ``record``, ``files_manifest`` (or ``$RAW_DRONE_MANIFEST``),
+            ``cache_dir``, ``download_mode``, ``num_proc``, ``output``, ``download_timeout``,
+            ``extract_limits``: see :meth:`raw_isp.data.builder.RawDatasetBuilder.load`.
     Returns:
         ``datasets.DatasetDict`` or ``datasets.Dataset``.
     """
-    return RawDrone.load(
-        name, split, source=source, data_dir=data_dir, num_tiles=num_tiles, intensity=intensity,
-        split_mode=split_mode, fold=fold, n_folds=n_folds, seed=seed, synthetic_seed=synthetic_seed,
-        num_scenes=num_scenes, frame_height=frame_height, frame_width=frame_width, layout=layout, record=record,
-        files_manifest=files_manifest, cache_dir=cache_dir, download_mode=download_mode, num_proc=num_proc,
-        output=output, download_timeout=download_timeout, extract_limits=extract_limits)
+    return RawDrone.load(name, split, num_tiles=num_tiles, split_mode=split_mode, layout=layout,
+                         num_scenes=num_scenes, frame_height=frame_height, frame_width=frame_width, **kwargs)

@@ -328,58 +328,23 @@ MANIFEST_ENV = RawMicroscopy.MANIFEST_ENV
 DEFAULT_MANIFEST = RawMicroscopy.DEFAULT_MANIFEST
 
 
-def load_dataset(
-    name: str = "raw",
-    split: str | None = None,
-    *,
-    source: str = "synthetic",
-    data_dir: str | os.PathLike[str] | None = None,
-    num_examples: int | None = None,
-    intensity: float | None = None,
-    fold: int | None = None,
-    n_folds: int = 5,
-    seed: int = 0,
-    synthetic_seed: int = 0,
-    record: str | int | None = None,
-    files_manifest: str | os.PathLike[str] | None = None,
-    cache_dir: str | None = None,
-    download_mode: Any = None,
-    num_proc: int | None = None,
-    output: str | None = "numpy",
-    download_timeout: float | None = None,
-    extract_limits: Any = None,
-) -> datasets.Dataset | datasets.DatasetDict:
+def load_dataset(name: str = "raw", split: str | None = None, *, num_examples: int | None = None,
+                 **kwargs: Any) -> datasets.Dataset | datasets.DatasetDict:
     """Load Raw-Microscopy in one call, with the conventions of ``datasets.load_dataset``.
 
     Args:
         name: a config of :data:`CONFIG_NAMES` ("raw", "raw-100" ... "raw-001", "rgb-<variant>").
         split: None (a ``DatasetDict`` with train, validation, test) or a split name or
             expression ("train", "test[:10]", ...) for one ``Dataset``.
-        source: "synthetic" (default), "local" (needs ``data_dir``) or "zenodo".
-        data_dir: a local copy of the real data (folder or .zip) for ``source="local"``.
         num_examples: number of cells (synthetic: the first ``num_examples``; local/zenodo: the
             first usable ones of the label file). Default: all (940 synthetic).
-        intensity: a ratio of ``raw_microscopy.INTENSITIES``. With "raw" it selects the
-            single-intensity config ("raw-NNN"); with "rgb-*" the ratio the view is made from
-            (default 1.0).
-        fold, n_folds: cross-validation round (test = fold, validation = fold+1 mod n_folds).
-        seed: seed of the split assignment; synthetic_seed: seed of the simulator.
-        record: the Zenodo record for "zenodo" (id or DOI; default 5235536); the API is
-            ``$RAW_ISP_ZENODO_API`` (default https://zenodo.org/api).
-        files_manifest: a manifest that pins the files for "zenodo" (default:
-            ``$RAW_MICROSCOPY_MANIFEST``, else the record's listing decides).
-        cache_dir, download_mode: as in ``datasets.load_dataset``.
-        num_proc: processes for generation (default: 2-4 for the full synthetic set, else 1).
-        output: "numpy" (default: ``image`` as ``np.uint16`` arrays), "torch" (``torch.uint16``
-            tensors), or None (the plain ``datasets`` formatting); see ``raw_isp.data.arrow.raw_format``.
-        download_timeout: seconds without data before a download fails (default
-            ``$RAW_ISP_DOWNLOAD_TIMEOUT`` or 60).
-        extract_limits: ``raw_isp.data.archive.ExtractLimits`` for the zip archives.
+        **kwargs: ``source`` ("synthetic", "local" with ``data_dir``, "zenodo"), ``intensity``
+            (with "raw" it selects "raw-NNN"), ``fold``, ``n_folds``, ``seed``,
+            ``synthetic_seed``, ``record``, ``files_manifest`` (or ``$RAW_MICROSCOPY_MANIFEST``),
+            ``cache_dir``, ``download_mode``, ``num_proc``, ``output`` ("numpy", "torch" or
+            None), ``download_timeout``, ``extract_limits``: see
+            :meth:`raw_isp.data.builder.RawDatasetBuilder.load`.
     Returns:
         ``datasets.DatasetDict`` or ``datasets.Dataset``.
     """
-    return RawMicroscopy.load(
-        name, split, source=source, data_dir=data_dir, num_examples=num_examples, intensity=intensity, fold=fold,
-        n_folds=n_folds, seed=seed, synthetic_seed=synthetic_seed, record=record, files_manifest=files_manifest,
-        cache_dir=cache_dir, download_mode=download_mode, num_proc=num_proc, output=output,
-        download_timeout=download_timeout, extract_limits=extract_limits)
+    return RawMicroscopy.load(name, split, num_examples=num_examples, **kwargs)

@@ -117,3 +117,12 @@ def test_decompression_bombs_are_refused_before_writing(tmp_path: Path) -> None:
     with pytest.raises(ArchiveError, match=r"would be 8,388,608 bytes uncompressed, more than max_member_bytes=1,000"):
         raw_microscopy.load_dataset("raw-100", source="local", data_dir=data, cache_dir=tmp_path / "c3",
                                     extract_limits=ExtractLimits(max_member_bytes=1000, max_ratio=5000))
+
+
+def test_options_a_dataset_does_not_take_are_named(tmp_path: Path) -> None:
+    with pytest.raises(TypeError, match=r"raw_microscopy.load_dataset\(\) got unexpected keyword argument\(s\) "
+                                        r"\['num_tiles'\]; it takes \[.*'num_examples'"):
+        raw_microscopy.load_dataset("raw-100", num_tiles=3, cache_dir=tmp_path)
+    with pytest.raises(TypeError, match=r"raw_drone.load_dataset\(\) got unexpected keyword argument\(s\) "
+                                        r"\['num_examples'\]"):
+        raw_drone.load_dataset("segmentation-100", num_examples=3, cache_dir=tmp_path)

@@ -545,12 +545,50 @@ class RawDatasetBuilder(datasets.GeneratorBasedBuilder):
     def load(cls, name: str, split: str | None = None, *, cache_dir: str | None = None, download_mode: Any = None,
              num_proc: int | None = None, output: str | None = "numpy", download_timeout: float | None = None,
              extract_limits: ExtractLimits | None = None, **options: Any) -> datasets.Dataset | datasets.DatasetDict:
-        """Prepare and load configuration ``name`` (the body of the packages' ``load_dataset``).
+        """Prepare and load configuration ``name``: the body of the packages' ``load_dataset``, with
+        the conventions of ``datasets.load_dataset``.
 
-        ``intensity=`` with an all-intensity raw configuration selects its one-intensity
-        configuration. Options equal to the configuration defaults are left out, so the cache
-        folder of a default load is the same through here or through the builder directly.
+        Args:
+            name: a configuration of ``BUILDER_CONFIGS``.
+            split: None (a ``DatasetDict`` with train, validation, test) or a split name or
+                expression ("train", "test[:10]", ...) for one ``Dataset``.
+            cache_dir, download_mode: as in ``datasets.load_dataset``.
+            num_proc: processes for generation (default: 2-4 for a large synthetic source, else 1).
+            output: "numpy" (default: frames as ``np.uint16`` arrays), "torch" (``torch.uint16``
+                tensors), or None (the plain ``datasets`` formatting); see
+                ``raw_isp.data.arrow.raw_format``.
+            download_timeout: seconds without data before a download fails (default
+                ``$RAW_ISP_DOWNLOAD_TIMEOUT`` or 60).
+            extract_limits: :class:`raw_isp.data.archive.ExtractLimits` for the zip archives.
+            **options: configuration fields. Every raw dataset takes ``source`` ("synthetic",
+                the default; "local", which needs ``data_dir``, a folder or .zip of the real
+                data; or "zenodo"), ``intensity`` (a ratio of ``INTENSITIES``: with an
+                all-intensity raw configuration it selects the one-intensity configuration
+                "<name>-NNN", with an "rgb" one the ratio the view is made from, default 1.0),
+                ``fold`` / ``n_folds`` (cross-validation round: test = fold, validation =
+                fold + 1 mod n_folds), ``seed`` (of the split), ``synthetic_seed`` (of the
+                simulator), ``record`` (the Zenodo record for "zenodo", id or DOI, default
+                5235536; the API is ``$RAW_ISP_ZENODO_API``, default https://zenodo.org/api)
+                and ``files_manifest`` (a manifest that pins the files for "zenodo"; default
+                ``$<PACKAGE>_MANIFEST``, else the record's listing decides); each dataset adds
+                its own.
+        Returns:
+            ``datasets.DatasetDict`` or ``datasets.Dataset``.
+        Raises:
+            TypeError: an option the dataset does not take.
+            ValueError: an unknown configuration or a bad option value.
+
+        Options equal to the configuration defaults are left out, so the cache folder of a
+        default load is the same through here or through the builder directly.
         """
+        fixed = {"name", "version", "data_files", "description", "kind", "ratio", "isp_variant",
+                 "source_fingerprint"}
+        allowed = {f.name for f in dataclasses.fields(cls.BUILDER_CONFIG_CLASS)} - fixed
+        unknown = sorted(set(options) - allowed)
+        if unknown:
+            raise TypeError(f"{cls.__module__.split('.')[0]}.load_dataset() got unexpected keyword argument(s) "
+                            f"{unknown}; it takes {sorted(allowed)} and cache_dir, download_mode, num_proc, output, "
+                            "download_timeout, extract_limits")
         configs = {c.name: c for c in cls.BUILDER_CONFIGS}
         if name not in configs:
             raise ValueError(f"unknown {cls.TITLE} config {name!r}; choose one of {list(configs)}")
