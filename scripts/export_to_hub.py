@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as _dt
-import importlib
 import json
 import math
 import os
@@ -133,10 +132,6 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-#: The keyword of each dataset's ``load_dataset`` that sets the size of a subset.
-SIZE_KWARG = {"raw_microscopy": "num_examples", "raw_drone": "num_tiles"}
-
-
 def builder_kwargs_from_args(args: argparse.Namespace) -> dict[str, Any]:
     kwargs: dict[str, Any] = {}
     for name in ("source", "data_dir"):
@@ -149,7 +144,7 @@ def builder_kwargs_from_args(args: argparse.Namespace) -> dict[str, Any]:
         kwargs.setdefault("source", "zenodo")
         kwargs["record"] = args.zenodo_record
     if args.num_examples is not None:
-        kwargs[SIZE_KWARG[args.dataset]] = args.num_examples
+        kwargs[get_dataset(args.dataset).size_kwarg] = args.num_examples  # the size keyword, from the registry
     for key, value in args.builder_kwarg:
         if key in kwargs:
             raise SystemExit(f"error: --builder_kwarg {key}=... repeats a builder argument already given")
@@ -160,19 +155,22 @@ def builder_kwargs_from_args(args: argparse.Namespace) -> dict[str, Any]:
 # --------------------------------------------------------------------------- the dataset packages
 
 
+def get_dataset(name: str):
+    """The registry's entry of a dataset package (``raw_isp.training.registry``)."""
+    from raw_isp.training.registry import get_dataset as registry_entry
+
+    return registry_entry(name)
+
+
 def dataset_module(name: str):
     if name not in DATASETS:
         raise ValueError(f"--dataset must be one of {DATASETS}, got {name!r}")
-    return importlib.import_module(name)
+    return get_dataset(name).module()
 
 
 def builder_class(module) -> type:
-    """The dataset's ``GeneratorBasedBuilder`` subclass (``RawMicroscopy`` or ``RawDrone``)."""
-    for attr in ("RawMicroscopy", "RawDrone"):
-        cls = getattr(module, attr, None)
-        if cls is not None:
-            return cls
-    raise RuntimeError(f"{module.__name__} exposes no builder class (RawMicroscopy / RawDrone)")
+    """The dataset's ``GeneratorBasedBuilder`` subclass (``RawMicroscopy`` or ``RawDrone``), from the registry."""
+    return get_dataset(module.__name__).builder_class()
 
 
 def available_configs(module) -> list[str]:
