@@ -65,9 +65,16 @@ def test_auto_statistic_is_the_trimmed_mean_of_tile_means():
     for trim in (0.0, 0.01, 0.1, 0.3):
         tiles = x.numpy().reshape(3, 16, 2, 20, 2).mean(axis=(2, 4)).reshape(3, -1)
         expected = [scipy.stats.trim_mean(t, trim) for t in tiles]
-        np.testing.assert_allclose(auto_exposure_statistic(x, trim).numpy(), expected, rtol=1e-12, atol=1e-15)
+        np.testing.assert_allclose(auto_exposure_statistic(x, trim=trim).numpy(), expected, rtol=1e-12, atol=1e-15)
+        # per-site black levels (one set, or one per image) come off the tile means
+        bl = torch.tensor([[0.01, 0.02, 0.03, 0.04]] * 3, dtype=torch.float64)
+        signal = x.numpy() - np.tile(bl[0].numpy().reshape(2, 2), (16, 20))
+        tiles = signal.reshape(3, 16, 2, 20, 2).mean(axis=(2, 4)).reshape(3, -1)
+        expected = [scipy.stats.trim_mean(t, trim) for t in tiles]
+        for black in (bl[0], bl):
+            np.testing.assert_allclose(auto_exposure_statistic(x, black, trim).numpy(), expected, rtol=1e-12, atol=1e-15)
     with pytest.raises(ValueError, match="trim"):
-        auto_exposure_statistic(x, 0.5)
+        auto_exposure_statistic(x, trim=0.5)
 
 
 def test_auto_gain_ignores_outliers_and_is_defined_for_black_and_white_frames():

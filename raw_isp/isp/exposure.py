@@ -17,10 +17,10 @@ rest of the chain (demosaic, white balance, ...). The gain comes from the ISP co
 No clipping after the gain: values above the white level (or below 0, read noise around black)
 travel linearly through demosaicing, colour and the luma filters, and the chain's one clip to
 [0, 1] before gamma bounds the output. This keeps the stage linear and differentiable
-everywhere (a learnable gain gets gradient from highlights too), and the denoiser averages
-amplified noise before it is clipped rather than after (clipping first biases dark and bright
-noise asymmetrically). ``benchmarks/bench_exposure.py`` measures the alternative (clip to the
-sensor's range after the gain) next to it.
+everywhere (a learnable gain gets gradient from highlights too, and gain 1 is the identity).
+The alternative, clipping to the sensor's range after the gain, is measured beside it by
+``benchmarks/bench_exposure.py``: on synthetic microscopy at ratio 0.01 it clips 0.07 % of the
+values and changes the PSNR to the full-light view by 0.001 dB, so fidelity does not decide it.
 """
 
 from __future__ import annotations
@@ -31,8 +31,7 @@ from collections.abc import Sequence
 
 import numpy as np
 import torch
-
-from .color import subtract_black_level
+import torch.nn.functional as F
 
 __all__ = [
     "EXPOSURE_MODES",
@@ -122,39 +121,44 @@ def per_image_tensor(
     return t.reshape(-1).expand(batch)
 
 
-def auto_exposure_statistic(signal: torch.Tensor, trim: float = AUTO_EXPOSURE_TRIM) -> torch.Tensor:
-    """The metering statistic of auto-exposure, ``(B,)``, of black-subtracted mosaics ``(B, H, W)``.
+def auto_exposure_statistic(raw: torch.Tensor, black_level=0.0, trim: float = AUTO_EXPOSURE_TRIM) -> torch.Tensor:
+    """The metering statistic of auto-exposure, ``(B,)``, of mosaics ``(B, H, W)`` above black level.
 
-    Each 2x2 CFA tile is averaged (one value per tile, the same for every Bayer pattern), the
-    ``floor(trim * n)`` darkest and as many brightest of the ``n = H*W/4`` tile means are left
-    out, and the rest is averaged (a trimmed mean, as ``scipy.stats.trim_mean(tiles, trim)``).
+    ``black_level``: 4 values for the positional CFA sites (or ``(B, 4)``, or one number).
+    Each 2x2 CFA tile of the black-subtracted mosaic is averaged (one value per tile, the same
+    for every Bayer pattern), the ``floor(trim * n)`` darkest and as many brightest of the
+    ``n = H*W/4`` tile means are left out, and the rest is averaged (a trimmed mean, as
+    ``scipy.stats.trim_mean(tiles, trim)``). Every tile holds each site once, so this is the
+    trimmed mean of the raw tile means minus the mean black level (computed that way).
 
     Why this statistic: a mean is unbiased under zero-mean noise, so the gain it gives at a low
     light level is the full-light gain divided by the ratio (measured on synthetic microscopy:
     within 0.12 % at ratio 0.01, where a 99th percentile reads 10 % high because noise widens
     the distribution); the trim makes it ignore hot and dead pixels and small specular
     highlights. Saturated pixels count at the white level. Differentiable (almost everywhere)
-    in ``signal``; computed with two ``topk`` calls, no sort and no loop over images.
+    in ``raw`` and ``black_level``; computed with two ``topk`` calls, no sort and no loop over images.
     """
     if not 0.0 <= trim < 0.5:
         raise ValueError(f"trim must be in [0, 0.5), got {trim!r}")
-    b, h, w = signal.shape
-    tiles = signal.reshape(b, h // 2, 2, w // 2, 2).mean(dim=(2, 4)).reshape(b, -1)
+    b = raw.shape[0]
+    tiles = F.avg_pool2d(raw.unsqueeze(1), 2).reshape(b, -1)
     n = tiles.shape[1]
     k = int(trim * n)
     total = tiles.sum(dim=1)
     if k:
         total = total - tiles.topk(k, dim=1).values.sum(dim=1) - tiles.topk(k, dim=1, largest=False).values.sum(dim=1)
-    return total / (n - 2 * k)
+    bl = torch.as_tensor(black_level, dtype=raw.dtype, device=raw.device)
+    return total / (n - 2 * k) - (bl.mean(dim=-1) if bl.dim() else bl)
 
 
 def auto_exposure_gain(
-    signal: torch.Tensor,
+    raw: torch.Tensor,
+    black_level=0.0,
     trim: float = AUTO_EXPOSURE_TRIM,
     target: float = AUTO_EXPOSURE_TARGET,
     max_gain: float = AUTO_EXPOSURE_MAX_GAIN,
 ) -> torch.Tensor:
-    """Per-image auto-exposure gain ``(B,)`` of black-subtracted mosaics ``(B, H, W)``.
+    """Per-image auto-exposure gain ``(B,)`` of mosaics ``(B, H, W)`` with black level ``black_level``.
 
     ``gain = target / max(s, target / max_gain)`` with ``s`` = :func:`auto_exposure_statistic`:
     the trimmed mean is brought to ``target`` (normalised units above black), and the gain never
@@ -163,7 +167,7 @@ def auto_exposure_gain(
     gain. An over-exposed frame gets a gain below 1 (a white frame becomes ``target`` grey):
     digital gain cannot bring back what the sensor clipped.
     """
-    stat = auto_exposure_statistic(signal, trim)
+    stat = auto_exposure_statistic(raw, black_level, trim)
     floor = target / max_gain
     # Exactly max_gain below the floor (target / floor may round), no gradient there.
     return torch.where(stat > floor, target / stat.clamp_min(floor), stat.new_tensor(max_gain))
@@ -196,9 +200,8 @@ def exposure_gain(raw: torch.Tensor, black_level, config, intensity=None) -> tor
             )
         return config.exposure_scale / per_image_tensor(intensity, b, raw)
     if mode == "auto":
-        signal = subtract_black_level(raw, black_level)
         gain = auto_exposure_gain(
-            signal, config.auto_exposure_trim, config.auto_exposure_target, config.auto_exposure_max_gain
+            raw, black_level, config.auto_exposure_trim, config.auto_exposure_target, config.auto_exposure_max_gain
         )
         return gain * config.exposure_scale if config.exposure_scale != 1.0 else gain
     return raw.new_full((b,), mode)
