@@ -6,6 +6,7 @@ under ``-m slow``.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import re
 
@@ -305,3 +306,82 @@ def test_full_size_frame() -> None:
     assert out["raw"].shape == (3648, 5472) and out["raw"].dtype == np.uint16
     assert out["mask"].sum() > 0 and np.all(out["raw"] % 16 == 0)
     np.testing.assert_array_equal(out["mask"], sim.car_mask(0))
+
+
+# --------------------------------------------------------------------------- edges at the PSF scale
+
+
+def _inner_cars(lay, margin: float = 0.0) -> list:
+    """Cars whose window (grown by ``margin`` px) lies wholly inside the frame."""
+    out = []
+    for car in lay.cars:
+        win = syn._window(lay, car.u, car.v, car.angle, car.length / 2 + margin, car.width / 2 + margin)
+        if win is not None and win.rows.start > 0 and win.cols.start > 0 and win.rows.stop < lay.height \
+                and win.cols.stop < lay.width:
+            out.append(car)
+    return out
+
+
+def test_car_outline_is_drawn_by_area_share() -> None:
+    """A pixel on a car's outline holds the car's share of its area, not all or nothing."""
+    lay = DroneSimulator(seed=0, num_scenes=1, height=1024, width=1536)._layout(0)
+    cars = _inner_cars(lay)[:6]
+    assert len(cars) >= 3
+    # Area of |x|^6 + |y|^6 <= 1 is 4 Gamma(7/6)^2 / Gamma(4/3).
+    unit_area = 4 * math.gamma(7 / 6) ** 2 / math.gamma(4 / 3)
+    for car in cars:
+        win = syn._window(lay, car.u, car.v, car.angle, car.length / 2, car.width / 2)
+        cover = syn._car_cover(lay, win, car)
+        fine = syn._car_cover(lay, win, car, n=32)  # a much finer count of the same area
+        assert np.abs(cover - fine).max() <= 2 / 16 + 1e-6
+        assert cover.sum() == pytest.approx(unit_area * car.length * car.width / 4, rel=2e-3)
+        partial = (cover > 0) & (cover < 1)
+        assert partial.sum() > car.length  # the whole outline is shared, about 2 (L + W) pixels
+        footprint = syn._car_footprint(win, car)  # the mask's pixel-centre rule
+        assert footprint[cover == 1].all() and not footprint[cover == 0].any()
+
+
+def test_skylight_is_dimmed_beside_a_car() -> None:
+    """Ground beside a car loses (1 - d / sqrt(d^2 + h^2)) / 2 of the skylight; the car's top none."""
+    sim = DroneSimulator(seed=0, num_scenes=1, height=1024, width=1536)
+    lay = sim._layout(0)
+    reach = syn._m(syn._CAR_SKY_REACH_M)
+    canvas = syn._Canvas(lay, np.random.default_rng(0))
+    assert np.all(canvas.sky == 1.0)
+    for car in _inner_cars(lay, reach):
+        win = syn._window(lay, car.u, car.v, car.angle, car.length / 2 + reach, car.width / 2 + reach)
+        if np.all(canvas.height[win.rows, win.cols] == 0):
+            break
+    else:
+        pytest.fail("no car stands alone on open ground")
+    canvas.paint_car(car)
+    sky = canvas.sky[win.rows, win.cols]
+    d = np.maximum(-syn._car_edge_distance(win, car), 0) * syn.GSD_M
+    ground = canvas.height[win.rows, win.cols] == 0
+    np.testing.assert_array_equal(sky[~ground], 1.0)  # the car's top sees the open sky
+    side = ground & (d > 0.1) & (d < 1.4)
+    h = syn._CAR_BODY_M
+    np.testing.assert_allclose(1 - sky[side], 0.5 * (1 - d[side] / np.sqrt(d[side] ** 2 + h**2)), atol=1e-5)
+    assert (1 - sky[ground & (d < 0.2)]).min() > 0.35  # at the car's foot about half the sky is hidden
+    assert np.all(canvas.sky[: win.rows.start] == 1.0)  # far away nothing changes
+
+
+def test_painted_lines_keep_their_width_at_any_slant() -> None:
+    """A 2-px stall line at a slant: every column crossing it holds the same amount of paint."""
+    sim = DroneSimulator(seed=0, num_scenes=1, height=768, width=1024)
+    lay = sim._layout(0)
+    bare = syn._Canvas(lay, np.random.default_rng(0)).paint_share
+    angle = 0.3 - lay.theta  # 0.3 rad from the image rows
+    for u, v in ((x, y) for x in range(-300, 301, 60) for y in range(-200, 201, 50)):
+        patch = syn._Ground(float(u), float(v), angle, 60.0, 1.0, syn._MAT["paint"])
+        win = syn._window(lay, patch.u, patch.v, patch.angle, patch.hl, patch.hw)
+        if win is not None and not bare[win.rows, win.cols].any() and win.rows.start > 0 and win.cols.start > 0:
+            break
+    else:
+        pytest.fail("no paint-free place for the test line")
+    lay_line = dataclasses.replace(lay, ground=[*lay.ground, patch])
+    share = syn._Canvas(lay_line, np.random.default_rng(0)).paint_share[win.rows, win.cols]
+    columns = share.sum(axis=0)
+    body = columns[len(columns) // 2 - 40: len(columns) // 2 + 40]  # away from the line's ends
+    assert body.mean() == pytest.approx(2.0 / math.cos(0.3), rel=0.02)
+    assert body.std() / body.mean() < 0.02  # whole-pixel lines would alternate 2 and 3 px
