@@ -313,7 +313,7 @@ def _slide(seed: int, slide: int) -> _Slide:
     return _Slide(strength, hue, float(1.0 + rng.normal(0.0, 0.015)), float(rng.uniform(0.6, 1.4)))
 
 
-@functools.lru_cache(maxsize=4)
+@functools.lru_cache(maxsize=2)  # 32 MB each at the default size
 def _camera_pattern(seed: int, field: int) -> tuple[np.ndarray, np.ndarray]:
     """Fixed pattern of the camera for ``seed``: per-pixel gain and dark signal (e-), ``(field, field)``."""
     rng = np.random.default_rng([seed, 0xCA3E7A])
