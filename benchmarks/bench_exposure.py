@@ -20,7 +20,7 @@ mean over images. The sensor's SNR per ratio is measured on the raw mosaic as
 photon-transfer prediction ``sum S^2 / sum (S + read_noise^2 + adc_step^2 / (12 gain^2))``.
 ``auto gain x ratio`` is the auto gain at that ratio times the ratio, over the gain at 1.0
 (1.000 when auto-exposure tracks the light exactly); ``clipped %`` the share of raw values that
-``meta+clip`` clips. Times: one call per mode on the whole batch, interleaved rounds, medians.
+``meta+clip`` clips. What the stage costs in time: ``benchmarks/bench_exposure_speed.py``.
 
     python benchmarks/bench_exposure.py                     # 32 frames of 256x256, bi_s_ga, CPU
     python benchmarks/bench_exposure.py --num 64 --variant me_s_me --json out.json
@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import time
 from pathlib import Path
 
@@ -52,11 +51,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--size", type=int, default=256, help="frame height and width (default 256)")
     parser.add_argument("--variant", default="bi_s_ga", choices=raw_isp.ISP_VARIANTS)
     parser.add_argument("--seed", type=int, default=0, help="simulator seed (scenes and noise)")
-    parser.add_argument("--repeats", type=int, default=7, help="timed ISP runs per mode (default 7)")
     parser.add_argument("--json", type=Path, default=None, help="write the results to this JSON file")
     args = parser.parse_args(argv)
-    if args.num < 1 or args.repeats < 1:
-        parser.error("--num and --repeats must be at least 1")
+    if args.num < 1:
+        parser.error("--num must be at least 1")
     return args
 
 
@@ -86,20 +84,6 @@ def sensor_snr(raw: np.ndarray, expected: np.ndarray) -> tuple[float, float]:
 def psnr(x: torch.Tensor, y: torch.Tensor) -> np.ndarray:
     mse = (x.double() - y.double()).square().flatten(1).mean(1)
     return (10 * torch.log10(1.0 / mse)).numpy()
-
-
-def interleaved_medians(fns: dict, repeats: int) -> dict:
-    """Median seconds of each function, timed in rounds (one call of each per round), so that
-    load from other work on the machine falls on all of them alike."""
-    times: dict = {name: [] for name in fns}
-    for fn in fns.values():
-        fn()  # warm-up
-    for _ in range(repeats):
-        for name, fn in fns.items():
-            start = time.perf_counter()
-            fn()
-            times[name].append(time.perf_counter() - start)
-    return {name: statistics.median(t) for name, t in times.items()}
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -162,19 +146,10 @@ def main(argv: list[str] | None = None) -> dict:
           f"metering statistic {AUTO_EXPOSURE_TARGET / gain_full.mean():.4f} against the "
           f"target {AUTO_EXPOSURE_TARGET}")
 
-    # The cost of the stage: the same batch through each mode (one call each, whole batch).
-    x = torch.from_numpy(raws[0.05].astype(np.float32) / 65535)
-    with torch.inference_mode():
-        times = interleaved_medians({str(m): (lambda isp=isp: isp(x, intensity=0.05)) for m, isp in isps.items()},
-                                    args.repeats)
-    base = times["None"]
-    print(f"time per batch of {args.num} (median of {args.repeats}): "
-          + ", ".join(f"{m} {t * 1e3:.1f} ms ({t / base:.2f}x None)" for m, t in times.items()))
-
     result = {"machine": info, "settings": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
               "auto_gain_full": {"mean": float(gain_full.mean()), "min": float(gain_full.min()),
                                  "max": float(gain_full.max())},
-              "rows": rows, "seconds_per_batch": times}
+              "rows": rows}
     if args.json is not None:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(result, indent=2))
