@@ -273,6 +273,18 @@ def test_parametrized_starts_at_the_mode_and_replays_exactly(mode, tmp_path):
     torch.testing.assert_close(out, moved.float(), atol=2e-5, rtol=0)
 
 
+def test_state_dicts_from_before_the_stage_load_as_zero_stops():
+    old = {k: v for k, v in ParametrizedISP("bi_s_ga", camera="drone").state_dict().items() if k != "exposure"}
+    isp = ParametrizedISP("bi_s_ga", camera="drone")
+    with torch.no_grad():
+        isp.exposure.fill_(1.0)
+    isp.load_state_dict(old)  # strict: nothing missing
+    assert float(isp.exposure.detach()) == 0.0
+    wrapped = torch.nn.Sequential(ParametrizedISP("bi_s_ga"))
+    missing, _ = wrapped.load_state_dict({f"0.{k}": v for k, v in old.items()}, strict=False)
+    assert missing == []
+
+
 def test_untrained_exposure_keeps_configs_as_before():
     p = ParametrizedISP("bi_s_ga", camera="drone")
     config, _ = p.static_config()

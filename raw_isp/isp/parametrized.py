@@ -39,6 +39,14 @@ def _sharpen_init(config: ISPConfig) -> torch.Tensor:
     return k
 
 
+def _default_exposure(module, state_dict, prefix, *args) -> None:
+    # State dicts saved before the exposure stage existed have no "exposure": they load as 0
+    # stops, which is exactly the view they were trained with.
+    key = prefix + "exposure"
+    if key not in state_dict and prefix + "gamma" in state_dict:
+        state_dict[key] = torch.zeros_like(module.exposure)
+
+
 class ParametrizedISP(torch.nn.Module):
     """The static ISP chain with learnable black level, exposure, white balance, colour matrix,
     sharpening kernel, blur kernel and gamma.
@@ -120,6 +128,7 @@ class ParametrizedISP(torch.nn.Module):
         support = cfg.support - cfg.sharpen_support - cfg.denoise_support + luma
         self.margin = support + support % 2
         self.stage_grads: dict[str, torch.Tensor] = {}
+        self.register_load_state_dict_pre_hook(_default_exposure)
 
     def extra_repr(self) -> str:
         return f"config={self.config.variant or self.config}, camera={self.camera_name}, margin={self.margin}"
