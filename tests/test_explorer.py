@@ -1,5 +1,7 @@
 """The Raw-to-logit explorer (raw_isp.explorer) without a browser: what each input produces."""
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import tifffile
@@ -409,3 +411,15 @@ def test_page_callbacks_show_errors_instead_of_raising(ex, tmp_path, cell):
 
 def test_error_text_is_not_read_as_markdown():
     assert E.error_markdown("my_frame*v2.tif: bad <x>") == "**Error:** my\\_frame\\*v2.tif: bad \\<x\\>"
+
+
+def test_the_space_entry_serves_the_package(monkeypatch):
+    # docs/space/app.py imports the installed package (no script, no import-path edits) and serves
+    # on every interface of the Space, with the model folder beside it when there is one.
+    import runpy
+
+    calls = []
+    monkeypatch.setattr(E, "serve", lambda **kwargs: calls.append(kwargs))
+    monkeypatch.delenv("GRADIO_SERVER_PORT", raising=False)
+    runpy.run_path(str(Path(__file__).resolve().parents[1] / "docs" / "space" / "app.py"))
+    assert calls == [{"model": None, "host": "0.0.0.0", "port": 7860}]
