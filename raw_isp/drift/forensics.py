@@ -35,6 +35,7 @@ import torch.nn.functional as F
 from ..metrics import classification_scores, confusion_matrix, segmentation_scores
 from ..metrics.ssim import ssim
 from ..models.modeling import task_outputs
+from ..training.registry import get_task
 from ..isp.parametrized import PARAMETER_GROUPS, ParametrizedISP
 
 __all__ = [
@@ -188,14 +189,13 @@ class AdversarialISPSearch:
     def __init__(self, reference: ParametrizedISP, logits_fn: Callable[[torch.Tensor], torch.Tensor],
                  batches: Sequence[Batch], task: str, num_labels: int, distance: str = "ssim",
                  metric: str | None = None, ignore_index: int = 255) -> None:
-        if task not in ("classification", "segmentation"):
-            raise ValueError(f"task must be 'classification' or 'segmentation', got {task!r}")
+        self.dense = get_task(task).dense  # ValueError naming the tasks for an unknown one
         if distance not in DISTANCES:
             raise ValueError(f"distance must be one of {DISTANCES}, got {distance!r}")
         if not batches:
             raise ValueError("batches: the evaluation data is empty")
         self.task, self.num_labels, self.distance_kind = task, int(num_labels), distance
-        self.metric_name = metric or ("accuracy" if task == "classification" else "mean_iou")
+        self.metric_name = metric or get_task(task).main_metric
         self.ignore_index = ignore_index
         self.logits_fn = logits_fn
         self.batches = list(batches)
@@ -224,7 +224,7 @@ class AdversarialISPSearch:
         return task_outputs(logits, labels, self.task)
 
     def _score(self, cm) -> float:
-        scores = classification_scores(cm) if self.task == "classification" else segmentation_scores(cm)
+        scores = segmentation_scores(cm) if self.dense else classification_scores(cm)
         if self.metric_name not in scores:
             raise ValueError(f"metric {self.metric_name!r} is not one of {sorted(scores)}")
         return float(scores[self.metric_name])
@@ -279,7 +279,7 @@ class AdversarialISPSearch:
                         acc += g
             batch_cm = confusion_matrix(preds.detach(), labels,
                                         num_labels=self.num_labels,
-                                        ignore_index=self.ignore_index if self.task == "segmentation" else None)
+                                        ignore_index=self.ignore_index if self.dense else None)
             batch_cm = batch_cm.cpu().numpy() if isinstance(batch_cm, torch.Tensor) else batch_cm
             cm = batch_cm if cm is None else cm + batch_cm
             losses.append(sample_loss.detach().double().cpu())
