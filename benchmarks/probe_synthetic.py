@@ -312,8 +312,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--num must be >= 50 (5-fold CV over nine classes)")
     torch.set_num_threads(1)  # small tensors; threads only thrash on a shared CPU
 
-    sys.path.insert(0, str(REPO / "benchmarks"))
-    from machine import machine_info
+    from machine import machine_info  # benchmarks/machine.py, beside this script
 
     info = machine_info()
     print("machine: " + ", ".join(f"{k}={v}" for k, v in info.items()))

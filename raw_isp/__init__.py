@@ -9,6 +9,7 @@ The subpackages follow the data flow, raw -> ISP -> model -> metrics -> drift re
     raw_isp.training             RawTrainingArguments, the dataset / task registry, the accelerate loop
     raw_isp.metrics              offline ``evaluate`` modules, SSIM
     raw_isp.drift                corruptions, drift synthesis, drift forensics, drift optimisation
+    raw_isp.explorer             the raw-to-logit explorer (views, predictions, the Gradio page)
 
 ``import raw_isp`` loads only the ISP core (torch, numpy, tifffile). The names that need
 transformers, datasets or evaluate (:class:`RawISPImageProcessor`, the subpackages ``models``,
@@ -56,7 +57,7 @@ __all__ = [
 
 # Names that load on first use, and the module that holds each.
 _LAZY = {"RawISPImageProcessor": "raw_isp.models.processor"}
-_SUBPACKAGES = ("isp", "data", "models", "training", "metrics", "drift", "testing")
+_SUBPACKAGES = ("isp", "data", "models", "training", "metrics", "drift", "explorer", "testing")
 
 _hooks.install()
 
