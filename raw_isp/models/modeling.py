@@ -45,6 +45,7 @@ __all__ = [
     "RawISPModel",
     "MODEL_PRESETS",
     "build_task_model",
+    "describe_isp",
     "save_raw_model",
     "load_raw_model",
     "decode_raw",
@@ -135,7 +136,16 @@ class RawISPModel(torch.nn.Module):
     or float in [0, 1]) -> the model's output (``logits``, and ``loss`` when ``labels`` are given).
     The ISP runs in float32 with autocast off (half precision is too coarse for it); the model
     runs under whatever autocast is active.
+
+    :meth:`save_pretrained` / :meth:`from_pretrained` write and read the folder of
+    :func:`save_raw_model` / :func:`load_raw_model`; ``transformers.Trainer`` works through
+    :class:`raw_isp.training.trainer.RawISPTrainer`.
     """
+
+    #: What ``transformers.Trainer`` reads: the batch entry holding the input, and that
+    #: ``forward``'s ``**kwargs`` go to the task model, not to a loss (no ``num_items_in_batch``).
+    main_input_name = "raw"
+    accepts_loss_kwargs = False
 
     def __init__(self, isp: torch.nn.Module, model: torch.nn.Module, processor: RawISPImageProcessor) -> None:
         super().__init__()
@@ -168,6 +178,17 @@ class RawISPModel(torch.nn.Module):
 
     def forward(self, raw: torch.Tensor, labels: torch.Tensor | None = None, augment: Any = None, **kwargs: Any):
         return self.model(pixel_values=self.pixel_values(raw, augment), labels=labels, **kwargs)
+
+    def save_pretrained(self, save_directory: str | os.PathLike, task: str | None = None, **kwargs: Any) -> list[str]:
+        """:func:`save_raw_model` into ``save_directory`` (the ISP's spec and camera read from the
+        module, :func:`describe_isp`); ``kwargs``: its other arguments."""
+        return save_raw_model(self, save_directory, task=task, **kwargs)
+
+    @classmethod
+    def from_pretrained(cls, folder: str | os.PathLike, device: str | torch.device = "cpu") -> "RawISPModel":
+        """The model of a folder written by :meth:`save_pretrained` or the training scripts
+        (:func:`load_raw_model`), in eval mode on ``device``."""
+        return load_raw_model(folder, device)[0]
 
 
 def logits_at(logits: torch.Tensor, size: tuple[int, int] | torch.Size) -> torch.Tensor:
@@ -273,8 +294,37 @@ def isp_processor_settings(isp: torch.nn.Module) -> dict[str, Any] | None:
     return None
 
 
-def save_raw_model(model: RawISPModel, output_dir: str | os.PathLike, isp_spec: str | IspSpec,
-                   camera: str | CameraPreset, save_function: Any = None, task: str | None = None) -> list[str]:
+def describe_isp(isp: torch.nn.Module) -> tuple[IspSpec, CameraPreset]:
+    """The spec (:func:`parse_isp`) and camera from which :func:`build_isp` rebuilds ``isp``
+    before its weights are loaded: what :func:`save_raw_model` records when it is not told.
+    A parametrized ISP with no trainable parameter is ``parametrized-frozen``; its camera is
+    the preset it started from when that is a named one (its learned values are weights).
+    The exposure setting is recorded apart (:func:`isp_exposure`). Raises ValueError for a
+    static or parametrized ISP whose config (exposure aside) is none of the 12 variants."""
+    from ..isp.config import CAMERAS
+    from ..isp.learned import LearnedISP
+
+    if isinstance(isp, LearnedISP):
+        return IspSpec("learned"), isp.camera
+    if not isinstance(isp, (StaticISP, ParametrizedISP)):
+        raise TypeError(f"cannot describe an ISP of type {type(isp).__name__}; expected StaticISP, "
+                        "ParametrizedISP or LearnedISP (or give isp_spec and camera)")
+    plain = {k: v for k, v in isp.config.to_dict().items() if "exposure" not in k}
+    variant = next((name for name in ISP_VARIANTS if plain == {
+        k: v for k, v in ISPConfig.from_variant(name, pattern=isp.config.pattern).to_dict().items()
+        if "exposure" not in k}), None)
+    if variant is None:
+        raise ValueError(f"the ISP's config is none of the named variants {ISP_VARIANTS} ({isp.config}); a saved "
+                         "folder records the ISP by its variant")
+    if isinstance(isp, StaticISP):
+        return IspSpec("static", variant), isp.camera
+    kind = "parametrized" if any(p.requires_grad for p in isp.parameters()) else "parametrized-frozen"
+    return IspSpec(kind, variant), CAMERAS.get(isp.camera_name) or isp.camera_preset()
+
+
+def save_raw_model(model: RawISPModel, output_dir: str | os.PathLike, isp_spec: str | IspSpec | None = None,
+                   camera: str | CameraPreset | None = None, save_function: Any = None, task: str | None = None,
+                   state_dict: dict[str, torch.Tensor] | None = None) -> list[str]:
     """Write ``model`` to ``output_dir`` so that the ``Auto`` classes and :func:`load_raw_model` reload it.
 
     Files: the task model (``config.json``, ``model.safetensors``), ``preprocessor_config.json``
@@ -283,6 +333,10 @@ def save_raw_model(model: RawISPModel, output_dir: str | os.PathLike, isp_spec: 
     learned-ISP options) and ``isp.safetensors`` (the ISP's parameters, if it has any).
     ``task``: "classification" or "segmentation" (a key of the registry's ``TASKS``); None
     guesses it from the model's config (:func:`raw_isp.training.registry.guess_task`).
+    ``isp_spec``, ``camera``: how the ISP was built; None reads them from ``model.isp``
+    (:func:`describe_isp`). ``state_dict``: the whole model's weights (keys ``isp.*`` and
+    ``model.*``) to write instead of the module's own, as ``transformers.Trainer`` passes them
+    when the model is sharded (FSDP, DeepSpeed).
     """
     from safetensors.torch import save_file
 
@@ -292,9 +346,14 @@ def save_raw_model(model: RawISPModel, output_dir: str | os.PathLike, isp_spec: 
 
     out = Path(output_dir)
     out.mkdir(parents=True, exist_ok=True)
+    if isp_spec is None or camera is None:
+        described = describe_isp(model.isp)
+        isp_spec, camera = isp_spec or described[0], camera or described[1]
     spec = parse_isp(isp_spec)
     written = []
     kwargs = {"save_function": save_function} if save_function is not None else {}
+    if state_dict is not None:
+        kwargs["state_dict"] = {k[len("model."):]: v for k, v in state_dict.items() if k.startswith("model.")}
     model.model.save_pretrained(out, safe_serialization=True, **kwargs)
     written.append("model")
     settings = isp_processor_settings(model.isp)
@@ -315,7 +374,9 @@ def save_raw_model(model: RawISPModel, output_dir: str | os.PathLike, isp_spec: 
     }
     if spec.kind == "learned":
         info["learned_options"] = model.isp.to_dict()
-    state = {k: v.detach().contiguous().cpu() for k, v in model.isp.state_dict().items()}
+    isp_state = model.isp.state_dict() if state_dict is None else {
+        k[len("isp."):]: v for k, v in state_dict.items() if k.startswith("isp.")}
+    state = {k: v.detach().contiguous().cpu() for k, v in isp_state.items()}
     if state:
         save_file(state, str(out / ISP_WEIGHTS_NAME))
         written.append(str(out / ISP_WEIGHTS_NAME))
