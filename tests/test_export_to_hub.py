@@ -1,4 +1,5 @@
-"""scripts/export_to_hub.py: Parquet + card repositories that plain `datasets` loads back exactly.
+"""The dataset export (raw_isp.data.export, and its command line scripts/export_to_hub.py):
+Parquet + card repositories that plain `datasets` loads back exactly.
 
 Tiny synthetic configurations are exported into temporary folders and loaded back in a separate
 Python process that blocks every import of the project's packages, so the round trip is what a
@@ -9,7 +10,6 @@ frame's bytes at its declared dtype), with labels, ids, intensities and the feat
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import json
 import os
 import socket
@@ -21,19 +21,10 @@ import numpy as np
 import pytest
 import yaml
 
+import raw_isp.data.export as X
+
 REPO = Path(__file__).resolve().parents[1]
 PROJECT_PACKAGES = ("raw_isp", "raw_microscopy", "raw_drone")
-
-
-def _load_script():
-    spec = importlib.util.spec_from_file_location("export_to_hub", REPO / "scripts" / "export_to_hub.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["export_to_hub"] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-E = _load_script()
 
 # Small but real: every split non-empty, all intensities in the raw configs.
 MICRO_KWARGS = {"num_examples": 20}
@@ -125,7 +116,7 @@ def micro_export(tmp_path_factory, shared_cache):
     cache = shared_cache
     out = root / "repo"
     configs = ("raw", "raw-050", "rgb-bi_s_ga")
-    records = E.export("raw_microscopy", out, configs=list(configs), builder_kwargs=MICRO_KWARGS,
+    records = X.export("raw_microscopy", out, configs=list(configs), builder_kwargs=MICRO_KWARGS,
                        cache_dir=str(cache), max_shard_size="1MB")
     originals = {c: raw_microscopy.load_dataset(c, cache_dir=str(cache), **MICRO_KWARGS) for c in configs}
     return out, records, originals, root
@@ -139,7 +130,7 @@ def drone_export(tmp_path_factory, shared_cache):
     cache = shared_cache
     out = root / "repo"
     configs = ["segmentation", "classification"]
-    records = E.export("raw_drone", out, configs=configs, builder_kwargs=DRONE_KWARGS, cache_dir=str(cache))
+    records = X.export("raw_drone", out, configs=configs, builder_kwargs=DRONE_KWARGS, cache_dir=str(cache))
     originals = {c: raw_drone.load_dataset(c, cache_dir=str(cache), **DRONE_KWARGS) for c in configs}
     return out, records, originals, root
 
@@ -227,7 +218,7 @@ def test_card_yaml_lists_exactly_the_exported_configs_and_files(micro_export):
     for name, dd in originals.items():
         assert {s["name"]: s["num_examples"] for s in infos[name]["splits"]} == {k: len(v) for k, v in dd.items()}
     total = sum(len(v) for v in originals["raw"].values())
-    assert meta["size_categories"] == [E.size_category(total)]
+    assert meta["size_categories"] == [X.size_category(total)]
     body = (out / "README.md").read_text()
     assert f"| `raw` | {len(originals['raw']['train']):,} |" in body
     assert "**synthetic** rows" in body and "TODO" not in body
@@ -252,7 +243,8 @@ def test_package_cards_have_the_required_sections():
 # --------------------------------------------------------------------------- the folder
 
 
-def test_refuses_to_overwrite_a_non_empty_folder(tmp_path, shared_cache):
+def test_refuses_to_overwrite_a_non_empty_folder(tmp_path, shared_cache, script):
+    E = script("export_to_hub")
     out = tmp_path / "repo"
     out.mkdir()
     (out / "keep.txt").write_text("mine")
@@ -263,7 +255,8 @@ def test_refuses_to_overwrite_a_non_empty_folder(tmp_path, shared_cache):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["repo"]  # refused before any work
 
 
-def test_overwrite_replaces_contents_but_keeps_git(tmp_path, shared_cache):
+def test_overwrite_replaces_contents_but_keeps_git(tmp_path, shared_cache, script):
+    E = script("export_to_hub")
     out = tmp_path / "repo"
     (out / ".git").mkdir(parents=True)
     (out / ".git" / "HEAD").write_text("ref: refs/heads/main\n")
@@ -281,7 +274,7 @@ def test_overwrite_replaces_contents_but_keeps_git(tmp_path, shared_cache):
 
 def test_interrupted_export_leaves_nothing(tmp_path, monkeypatch, shared_cache):
     out = tmp_path / "repo"
-    real = E.write_split
+    real = X.write_split
     calls = []
 
     def failing(*args, **kwargs):
@@ -290,9 +283,9 @@ def test_interrupted_export_leaves_nothing(tmp_path, monkeypatch, shared_cache):
             raise KeyboardInterrupt  # as if the user pressed Ctrl-C mid-export
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(E, "write_split", failing)
+    monkeypatch.setattr(X, "write_split", failing)
     with pytest.raises(KeyboardInterrupt):
-        E.export("raw_microscopy", out, configs=["raw-100"], builder_kwargs=MICRO_KWARGS,
+        X.export("raw_microscopy", out, configs=["raw-100"], builder_kwargs=MICRO_KWARGS,
                  cache_dir=str(shared_cache))
     assert len(calls) == 2
     assert not out.exists()
@@ -300,8 +293,8 @@ def test_interrupted_export_leaves_nothing(tmp_path, monkeypatch, shared_cache):
 
 
 def test_unknown_config_is_named(tmp_path):
-    with pytest.raises(SystemExit, match="no configuration 'nope'"):
-        E.export("raw_microscopy", tmp_path / "repo", configs=["nope"], builder_kwargs=MICRO_KWARGS)
+    with pytest.raises(X.ExportError, match="no configuration 'nope'"):
+        X.export("raw_microscopy", tmp_path / "repo", configs=["nope"], builder_kwargs=MICRO_KWARGS)
 
 
 # --------------------------------------------------------------------------- pushing
@@ -321,14 +314,15 @@ def no_network(monkeypatch):
         monkeypatch.setattr(huggingface_hub.HfApi, name, forbidden)
 
 
-def test_dry_run_push_lists_files_without_network(tmp_path, shared_cache, capsys, no_network):
+def test_dry_run_push_lists_files_without_network(tmp_path, shared_cache, capsys, no_network, script):
+    E = script("export_to_hub")
     target = tmp_path / "copy"
     E.main(["--dataset", "raw_microscopy", "--configs", "raw-100", "--num_examples", "20",
             "--output_dir", str(target), "--cache_dir", str(shared_cache),
             "--push_to_hub", "someone/raw-microscopy-tiny", "--dry_run"])
     printed = capsys.readouterr().out
     assert "someone/raw-microscopy-tiny" in printed and "dry run" in printed
-    files = E.list_files(target)
+    files = X.list_files(target)
     assert any(rel == "README.md" for rel, _ in files)
     assert any(rel.endswith(".parquet") for rel, _ in files)
     for rel, size in files:
@@ -352,8 +346,8 @@ def test_push_calls_huggingface_hub_with_the_folder(micro_export, monkeypatch):
             calls.append(("upload_folder", kwargs))
 
     monkeypatch.setattr(huggingface_hub, "HfApi", FakeApi)
-    E.push(out, "someone/raw-microscopy", private=True, revision=None, token="t", commit_message=None,
-           dry_run=False)
+    files = X.push(out, "someone/raw-microscopy", private=True, revision=None, token="t", commit_message=None)
+    assert files == X.list_files(out)
     assert calls[0] == ("init", "t")
     assert calls[1][:2] == ("create_repo", "someone/raw-microscopy")
     assert calls[1][2]["repo_type"] == "dataset" and calls[1][2]["private"] is True
@@ -365,22 +359,25 @@ def test_push_calls_huggingface_hub_with_the_folder(micro_export, monkeypatch):
 # --------------------------------------------------------------------------- helpers
 
 
-def test_zenodo_record_option_names_the_record_for_the_builder():
+def test_zenodo_record_option_names_the_record_for_the_builder(script):
+    E = script("export_to_hub")
     args = E.build_parser().parse_args(["--dataset", "raw_drone", "--output_dir", "out",
                                         "--zenodo_record", "10.5281/zenodo.7"])
     assert E.builder_kwargs_from_args(args) == {"source": "zenodo", "record": "10.5281/zenodo.7"}
 
 
-def test_parse_size_units():
-    assert E.parse_size("500MB") == 500_000_000
-    assert E.parse_size("2GiB") == 2 * 2**30
-    assert E.parse_size("1e6") == 1_000_000
-    assert E.parse_size(1234) == 1234
+def test_parse_size_units(script):
+    assert X.parse_size("500MB") == 500_000_000
+    assert X.parse_size("2GiB") == 2 * 2**30
+    assert X.parse_size("1e6") == 1_000_000
+    assert X.parse_size(1234) == 1234
     for bad in ("0", "-5MB", "lots", "5 parsecs"):
-        with pytest.raises(Exception):
-            E.parse_size(bad)
+        with pytest.raises(ValueError):
+            X.parse_size(bad)
+    with pytest.raises(SystemExit):  # the command line names the option
+        script("export_to_hub").build_parser().parse_args(["--dataset", "raw_drone", "--output_dir", "o", "--max_shard_size", "lots"])
 
 
 def test_size_category_buckets():
-    assert [E.size_category(n) for n in (0, 999, 1000, 9999, 10_346, 100_000)] == [
+    assert [X.size_category(n) for n in (0, 999, 1000, 9999, 10_346, 100_000)] == [
         "n<1K", "n<1K", "1K<n<10K", "1K<n<10K", "10K<n<100K", "100K<n<1M"]
