@@ -7,4 +7,5 @@
     download  verified downloads (size, MD5 / SHA-256) with timeouts and clear errors; manifests
     zenodo    the Zenodo record through its REST API, and the choice of a configuration's files
     splits    leak-free, stratified train / validation / test splits and k folds
+    export    a dataset repository folder for the Hub: Parquet shards and the filled card
 """
