@@ -65,7 +65,7 @@ def test_trainer_trains_evaluates_saves_and_reloads_like_the_scripts(tmp_path, c
 
     names = cells["train"].features["label"].names
     model = raw_model("classification", "vit-micro", "static:ma_s_me", names)
-    args = arguments(tmp_path / "run", max_steps=4, save_steps=2)
+    args = arguments(tmp_path / "run", max_steps=4, save_steps=2, per_device_train_batch_size=4)
     assert args.remove_unused_columns  # the default: the trainer must keep the frames
     trainer = RawISPTrainer(model=model, args=args, train_dataset=cells["train"], eval_dataset=cells["validation"],
                             compute_metrics=compute_metrics_fn("classification", names),
