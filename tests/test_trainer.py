@@ -150,7 +150,7 @@ def test_segmentation_with_batched_metrics_and_the_auto_classes(tmp_path, tiles)
     names = ["background", "car"]
     model = raw_model("segmentation", "segformer-micro", "static:bi_s_ga", names)
     args = arguments(tmp_path / "run", max_steps=2, per_device_train_batch_size=4, per_device_eval_batch_size=4,
-                     save_strategy="no", batch_eval_metrics=True)
+                     save_steps=1, batch_eval_metrics=True)
     trainer = RawISPTrainer(model=model, args=args, train_dataset=tiles["train"], eval_dataset=tiles["validation"],
                             compute_metrics=compute_metrics_fn("segmentation", names),
                             preprocess_logits_for_metrics=preprocess_logits_for_metrics)
@@ -179,6 +179,13 @@ def test_segmentation_with_batched_metrics_and_the_auto_classes(tmp_path, tiles)
         torch.testing.assert_close(auto(**processor(raw[:2], return_tensors="pt")).logits,
                                    logits_of(reloaded, raw[:2]), atol=1e-5, rtol=1e-5)
     torch.testing.assert_close(logits_of(reloaded, raw), logits_of(trainer.model, raw), rtol=0, atol=0)
+
+    # load_best_model_at_end's step: the best checkpoint's weights come back into the model.
+    first = tmp_path / "run" / "checkpoint-1"
+    trainer.state.best_model_checkpoint = str(first)
+    trainer._load_best_model()
+    assert not torch.equal(logits_of(trainer.model, raw), logits_of(reloaded, raw))
+    torch.testing.assert_close(logits_of(trainer.model, raw), logits_of(load_raw_model(first)[0], raw), rtol=0, atol=0)
 
 
 # --------------------------------------------------------------------------- the collator
