@@ -99,7 +99,8 @@ def tiny_search_inputs():
 @pytest.mark.parametrize("distance", ["ssim", "l2"])
 def test_search_bounds_and_replay(tiny_search_inputs, distance):
     reference, model, batches = tiny_search_inputs
-    search = AdversarialISPSearch(reference, model, batches, "classification", 3, distance=distance)
+    search = AdversarialISPSearch(reference, model, batches, "classification", 3, distance=distance,
+                                  metric="accuracy")
     assert search.clean.metric == pytest.approx(9 / 12)
     free = search.search("all", 0.0, steps=4, lr=0.2)
     assert free.attained <= free.clean
@@ -141,6 +142,27 @@ def test_search_moves_only_its_group(tiny_search_inputs):
         search.search("hue", 1.0)
 
 
+def test_batches_pass_their_intensity_to_the_isp(tiny_search_inputs):
+    # Frames at a quarter of the light, developed with exposure="metadata" (gain 1 / 0.25), give
+    # the reference views of the full-light frames (neutral camera: black level 0), so the same
+    # metric; without the batches' intensity such an ISP cannot run.
+    reference, model, batches = tiny_search_inputs
+    plain = AdversarialISPSearch(reference, model, batches, "classification", 3, metric="accuracy")
+    metered = raw_isp.ParametrizedISP("bi_s_ga", learn=(), exposure="metadata")
+    dim = [(raw * 0.25, labels, torch.full((raw.shape[0],), 0.25)) for raw, labels in batches]
+    search = AdversarialISPSearch(metered, model, dim, "classification", 3, metric="accuracy")
+    assert search.metric_name == "accuracy" and search.clean.metric == plain.clean.metric
+    torch.testing.assert_close(search.reference_view(7), plain.reference_view(7), atol=1e-5, rtol=0)
+    assert search.intensity(7).tolist() == [0.25] and plain.intensity(7) is None
+    assert torch.equal(search.raw(7), dim[1][0][2])
+    # The learnable gain on top of the metadata one is searched like any group.
+    r = search.search("exposure", 0.0, steps=2, lr=0.3)
+    assert r.attained <= r.clean and set(r.state) >= {"exposure"}
+    with pytest.raises(ValueError, match="no intensity was given"):
+        AdversarialISPSearch(metered, model, batches, "classification", 3)
+    assert AdversarialISPSearch(reference, model, batches, "classification", 3).metric_name == "macro_f1"
+
+
 # ---------------------------------------------------------------- the script
 
 @pytest.fixture(scope="module")
@@ -154,9 +176,11 @@ def trained(tmp_path_factory):
     root = tmp_path_factory.mktemp("forensics")
     cache = str(root / "hf_cache")
     models = {}
-    for name, isp in (("static", "static:bi_s_ga"), ("param", "parametrized:bi_u_ga")):
+    for name, isp, extra in (("static", "static:bi_s_ga", ()), ("param", "parametrized:bi_u_ga", ()),
+                             ("metadata", "static:bi_s_ga", ("--exposure", "metadata", "--intensity", "0.25"))):
         out = root / name
-        argv = ["--output_dir", str(out), "--cache_dir", cache, *MICRO, "--isp", isp, "--isp_learning_rate", "0.05"]
+        argv = ["--output_dir", str(out), "--cache_dir", cache, *MICRO, "--isp", isp, "--isp_learning_rate", "0.05",
+                *extra]
         assert train_main("classification", argv) == 0
         models[name] = out
     return root, cache, models
@@ -177,14 +201,15 @@ def test_script_writes_everything_and_keeps_its_bounds(drift_forensics, trained,
                    "--lambdas", "0,10000",
                    "--steps", "2", "--lr", "0.3", "--max_eval_samples", "0")
     printed = capsys.readouterr().out
-    assert "clean accuracy" in printed and "worst case:" in printed and "most sensitive group:" in printed
+    # The registry's main metric of classification (macro-F1) is the default.
+    assert "clean macro_f1" in printed and "worst case:" in printed and "most sensitive group:" in printed
     for name in ("forensics.csv", "forensics.json", "forensics.md", "forensics.png", "worst_case.png"):
         assert (out / name).is_file() and (out / name).stat().st_size > 0, name
     with open(out / "forensics.csv") as fh:
         rows = list(csv.DictReader(fh))
     assert [(r["group"], float(r["lambda"])) for r in rows] == [
         (g, lam) for g in ("all", "gamma", "sharpen_kernel") for lam in (0.0, 1e4)]
-    assert {r["distance_kind"] for r in rows} == {"ssim"} and {r["metric"] for r in rows} == {"accuracy"}
+    assert {r["distance_kind"] for r in rows} == {"ssim"} and {r["metric"] for r in rows} == {"macro_f1"}
     clean = float(rows[0]["clean"])
     assert clean == summary["clean"] and all(float(r["clean"]) == clean for r in rows)
     for r in rows:
@@ -197,9 +222,9 @@ def test_script_writes_everything_and_keeps_its_bounds(drift_forensics, trained,
     md = (out / "forensics.md").read_text()
     assert f"{clean:.4f}" in md and summary["most_sensitive_group"] in md
 
-    # The clean metric is the model's own test accuracy (StaticISP and ParametrizedISP agree).
+    # The clean metric is the model's own test macro-F1 (StaticISP and ParametrizedISP agree).
     results = json.loads((models["static"] / "all_results.json").read_text())
-    assert clean == pytest.approx(results["test_accuracy"])
+    assert clean == pytest.approx(results["test_macro_f1"])
 
     # Each adversarial processor replays its ISP; the worst case's replay gives the reported metric.
     settings = RawTrainingArguments.from_output_dir(models["static"], cache_dir=cache)
@@ -221,13 +246,14 @@ def test_script_writes_everything_and_keeps_its_bounds(drift_forensics, trained,
             expected = model.processor.to_pixel_values(isp(batches[0][0]))
         torch.testing.assert_close(replayed, expected, atol=1e-4, rtol=0)
         if row["processor"] == worst["processor"]:
-            correct = 0
+            preds, refs = [], []
             with torch.no_grad():
-                for raw_f, labels in batches:
+                for raw_f, labels, _ in batches:
                     raw16 = (raw_f * 65535).round().to(torch.int32).numpy().astype(np.uint16)
-                    logits = model.model(**processor(raw16)).logits
-                    correct += int((logits.argmax(1) == labels).sum())
-            assert correct / summary["num_samples"] == pytest.approx(worst["attained"])
+                    preds.append(model.model(**processor(raw16)).logits.argmax(1))
+                    refs.append(labels)
+            cm = raw_isp.metrics.confusion_matrix(torch.cat(preds), torch.cat(refs), num_labels=len(info_labels(model)))
+            assert raw_isp.metrics.classification_scores(cm)["macro_f1"] == pytest.approx(worst["attained"])
 
 
 def test_parametrized_model_is_searched_from_its_trained_parameters(drift_forensics, trained, tmp_path):
@@ -242,8 +268,26 @@ def test_parametrized_model_is_searched_from_its_trained_parameters(drift_forens
                    "--lambdas", "0",
                    "--distance", "l2", "--steps", "1")
     results = json.loads((models["param"] / "all_results.json").read_text())
-    assert summary["clean"] == pytest.approx(results["test_accuracy"])
+    assert summary["clean"] == pytest.approx(results["test_macro_f1"])
     assert summary["rows"][0]["distance_kind"] == "l2" and summary["rows"][0]["attained"] <= summary["clean"]
+
+
+def test_a_model_with_metadata_exposure_is_searched_with_its_frames_intensity(drift_forensics, trained, tmp_path):
+    root, cache, models = trained
+    model, info = raw_isp.models.modeling.load_raw_model(models["metadata"])
+    assert info["exposure"] == "metadata" and reference_isp(model, info).config.exposure == "metadata"
+    settings = RawTrainingArguments.from_output_dir(models["metadata"], cache_dir=cache)
+    batches, _ = load_batches(settings, "test", None, None, torch.device("cpu"))
+    assert all(torch.equal(b[2], torch.full_like(b[2], 0.25)) for b in batches)
+    summary = _run(drift_forensics, models["metadata"], tmp_path / "out", cache, "--groups", "exposure,gamma",
+                   "--lambdas", "0", "--steps", "1")
+    results = json.loads((models["metadata"] / "all_results.json").read_text())
+    assert summary["clean"] == pytest.approx(results["test_macro_f1"])
+    assert (tmp_path / "out" / "worst_case.png").is_file()
+
+
+def info_labels(model):
+    return model.model.config.id2label
 
 
 def _fake_model(folder, source, isp):

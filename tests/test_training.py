@@ -181,28 +181,58 @@ class KillAt(TrainingCallback):
             raise Killed
 
 
-def test_killed_and_resumed_run_ends_like_an_uninterrupted_one(tmp_path, cache, capsys):
-    common = [*MICRO, "--max_train_steps", "6", "--checkpointing_steps", "2", "--per_device_train_batch_size", "10"]
+# Every option that draws something per step, with both class-balance modes and both ISP kinds
+# that can take them (variants need a static ISP).
+ALL_OPTIONS = {
+    "default": ((), 6, 4),
+    "static": (("--exposure", "metadata", "--train_intensities", "1.0,0.5,0.1,0.05", "--train_isp_variants", "all",
+                "--corruption_augment", "--class_balance", "sampler", "--isp", "static:ma_s_me"), 8, 6),
+    "parametrized": (("--exposure", "auto", "--train_intensities", "0.5,0.05", "--corruption_augment",
+                      "gaussian_noise,jpeg_compression,defocus_blur", "--class_balance", "weighted_loss",
+                      "--isp", "parametrized:bi_u_me", "--gradient_accumulation_steps", "2",
+                      "--per_device_train_batch_size", "5"), 8, 6),
+}
+
+
+@pytest.mark.parametrize("options", list(ALL_OPTIONS))
+def test_killed_and_resumed_run_ends_like_an_uninterrupted_one(tmp_path, cache, capsys, options):
+    # 44 training images in batches of 10: epochs of 5 steps (3 with 2 micro-batches of 5), a
+    # validation after each epoch; killed after a validation, the checkpoint carries the best
+    # epoch so far (and its weights), which the end of the run restores.
+    extra, steps, kill_at = ALL_OPTIONS[options]
+    common = [*MICRO, "--max_train_steps", str(steps), "--checkpointing_steps", "2", "--per_device_train_batch_size",
+              "10", *extra]
     full = run("classification", tmp_path / "full", cache, *common)
 
     killed = tmp_path / "resumed"
     args = parse_training_args("classification", ["--output_dir", str(killed), "--cache_dir", cache, *common])
-    kill = KillAt(4)
+    kill = KillAt(kill_at)
     with pytest.raises(Killed):
         train(args, callbacks=[kill])
-    assert kill.checkpoints == ["step_2", "step_4"] and not (killed / "all_results.json").exists()
-    assert sorted(p.name for p in killed.glob("step_*")) == ["step_2", "step_4"]
+    expected = [f"step_{s}" for s in range(2, kill_at + 1, 2)]
+    assert kill.checkpoints == expected and not (killed / "all_results.json").exists()
+    assert sorted(p.name for p in killed.glob("step_*")) == expected
 
     # Re-running the command without --resume_from_checkpoint is refused and deletes nothing.
     assert train_main("classification", ["--output_dir", str(killed), "--cache_dir", cache, *common]) == 2
     assert "--resume_from_checkpoint to continue" in capsys.readouterr().err
-    assert sorted(p.name for p in killed.glob("step_*")) == ["step_2", "step_4"]
+    assert sorted(p.name for p in killed.glob("step_*")) == expected
 
     resumed = run("classification", killed, cache, *common, "--resume_from_checkpoint")
-    assert resumed["train_steps"] == full["train_steps"] == 6
-    for key in ("eval_accuracy", "eval_loss", "test_accuracy", "test_macro_f1", "test_loss"):
+    assert resumed["train_steps"] == full["train_steps"] == steps
+    for key in ("eval_accuracy", "eval_loss", "test_accuracy", "test_macro_f1", "test_loss", "best_epoch",
+                "best_step", "best_metric"):
         assert resumed[key] == pytest.approx(full[key], abs=1e-6), key
-    assert json.loads((killed / "training_args.json").read_text())["resume_from_checkpoint"] == str(killed / "step_4")
+    # Bit for bit: the same weights (task model and ISP) and the same training history.
+    assert (tmp_path / "full" / "model.safetensors").is_file()
+    for name in ("model.safetensors", "isp.safetensors"):  # a static ISP has no isp.safetensors
+        if (tmp_path / "full" / name).exists():
+            assert (killed / name).read_bytes() == (tmp_path / "full" / name).read_bytes(), name
+    history = lambda folder: json.loads((folder / "train_history.json").read_text())  # noqa: E731
+    strip = lambda h: [{k: v for k, v in e.items() if k != "images_per_second"} for e in h]  # noqa: E731
+    assert strip(history(killed)) == strip(history(tmp_path / "full"))
+    assert json.loads((killed / "training_args.json").read_text())["resume_from_checkpoint"] == str(
+        killed / f"step_{kill_at}")
 
 
 @pytest.mark.parametrize("argv, message", [

@@ -21,7 +21,7 @@ def test_each_dataset_entry_matches_its_package(name):
     assert info.camera in raw_isp.CAMERAS and info.camera in raw_isp.SENSORS
     assert info.size_kwarg in module.load_dataset.__code__.co_varnames
     for task in info.tasks:
-        assert task in TASKS and info.headline_metrics(task)[0] == TASKS[task].main_metric
+        assert task in TASKS and TASKS[task].main_metric in info.headline_metrics(task)
 
 
 def test_label_columns_are_features_of_the_configs():
@@ -45,7 +45,14 @@ def test_tasks_name_real_auto_classes_and_metrics():
         assert auto.__name__ == task.auto_class
         metric = raw_isp.metrics.load(task.name, num_labels=2, label_names=["a", "b"], keep_in_memory=True)
         metric.add_batch(predictions=[[0, 1]] if task.dense else [0, 1], references=[[0, 1]] if task.dense else [0, 1])
-        assert set(task.headline_metrics) <= set(metric.compute())
+        computed = metric.compute()
+        assert set(task.headline_metrics) <= set(computed)
+        # What can select the best epoch (--metric_for_best_model) is a number the pass computes.
+        assert task.main_metric in task.scalar_metrics and set(task.scalar_metrics) <= set(computed)
+        assert all(isinstance(computed[k], float) for k in task.scalar_metrics)
+        assert {f"{task.per_class_metric}a", f"{task.per_class_metric}b"} <= set(computed)
+    # Imbalanced classes: models are selected by macro-F1, not by accuracy.
+    assert TASKS["classification"].main_metric == "macro_f1" and TASKS["segmentation"].main_metric == "mean_iou"
 
 
 def test_unknown_names_are_refused_with_the_choices():

@@ -160,7 +160,8 @@ class SearchResult:
         return self.clean / self.lam if self.lam > 0 else None
 
 
-Batch = tuple[torch.Tensor, torch.Tensor]
+#: ``(raw, labels)`` or ``(raw, labels, intensity)`` (see :class:`AdversarialISPSearch`).
+Batch = tuple[torch.Tensor, ...]
 
 
 class AdversarialISPSearch:
@@ -171,13 +172,17 @@ class AdversarialISPSearch:
         logits_fn: RGB views ``(B, 3, H, W)`` in [0, 1] -> logits ``(B, K)`` (classification) or
             ``(B, K, h, w)`` (segmentation; upsampled bilinearly to the label size, as the
             training scripts evaluate). Differentiable; its own weights are not changed.
-        batches: the evaluation data, a sequence of ``(raw, labels)``: raw ``(B, H, W)`` float
-            in [0, 1], labels ``(B,)`` or ``(B, H, W)`` int64, on the device of ``reference``.
+        batches: the evaluation data, a sequence of ``(raw, labels)`` or ``(raw, labels,
+            intensity)``: raw ``(B, H, W)`` float in [0, 1], labels ``(B,)`` or ``(B, H, W)``
+            int64, intensity ``(B,)`` the frames' light ratios (passed to the ISP, which needs
+            them with ``exposure="metadata"``; None or left out: not passed), on the device of
+            ``reference``.
         task: ``"classification"`` or ``"segmentation"``.
         num_labels: number of classes ``K``.
         distance: ``"ssim"`` or ``"l2"`` (:func:`view_distance`).
         metric: key of :func:`raw_isp.metrics.classification_scores` /
-            :func:`~raw_isp.metrics.segmentation_scores` (default ``accuracy`` / ``mean_iou``);
+            :func:`~raw_isp.metrics.segmentation_scores` (default: the task's main metric in
+            the registry, ``macro_f1`` / ``mean_iou``);
             higher must be better and values must be >= 0.
         ignore_index: label left out of segmentation metrics (as the evaluate module does).
 
@@ -198,8 +203,8 @@ class AdversarialISPSearch:
         self.metric_name = metric or get_task(task).main_metric
         self.ignore_index = ignore_index
         self.logits_fn = logits_fn
-        self.batches = list(batches)
-        self.num_samples = sum(int(raw.shape[0]) for raw, _ in self.batches)
+        self.batches = [(b[0], b[1], b[2] if len(b) > 2 else None) for b in batches]
+        self.num_samples = sum(int(raw.shape[0]) for raw, _, _ in self.batches)
         self.reference = reference
         self.parameter_names = _available(reference)
         self._probe = copy.deepcopy(reference)  # the module each pass runs, parameters loaded into it
@@ -257,9 +262,9 @@ class AdversarialISPSearch:
         losses, dists = [], []
         refs = [] if first else self._reference_views
         n_total = self.num_samples
-        for i, (raw, labels) in enumerate(self.batches):
+        for i, (raw, labels, intensity) in enumerate(self.batches):
             with torch.set_grad_enabled(want_grad):
-                views = self._probe(raw)
+                views = self._probe(raw) if intensity is None else self._probe(raw, intensity=intensity)
                 if first:
                     refs.append(views.detach())
                     dist = torch.zeros(views.shape[0], dtype=views.dtype, device=views.device)
@@ -400,8 +405,17 @@ class AdversarialISPSearch:
 
     def raw(self, index: int) -> torch.Tensor:
         """Raw mosaic ``(H, W)`` of evaluation image ``index``."""
-        for raw, _ in self.batches:
+        return self._item(index)[0]
+
+    def intensity(self, index: int) -> torch.Tensor | None:
+        """The light intensity ratio ``(1,)`` of evaluation image ``index`` (None if the batches
+        carry none): what the ISP takes with the image, ``isp(raw[None], intensity=...)``."""
+        intensity = self._item(index)[1]
+        return None if intensity is None else intensity.reshape(1)
+
+    def _item(self, index: int) -> tuple[torch.Tensor, torch.Tensor | None]:
+        for raw, _, intensity in self.batches:
             if index < raw.shape[0]:
-                return raw[index]
+                return raw[index], None if intensity is None else intensity[index]
             index -= raw.shape[0]
         raise IndexError("image index beyond the evaluation data")

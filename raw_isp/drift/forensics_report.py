@@ -54,7 +54,7 @@ def reference_from_info(info: dict[str, Any]) -> ParametrizedISP:
     if spec.kind == "learned":
         raise ValueError("its ISP is 'learned' (a network with no ISP parameters to search)")
     config = ISPConfig.from_variant(spec.variant, pattern=info.get("pattern") or "RGGB")
-    return ParametrizedISP(config, camera=CameraPreset.parse(info["camera"]), learn=())
+    return ParametrizedISP(config, camera=CameraPreset.parse(info["camera"]), learn=(), exposure=info.get("exposure"))
 
 
 def reference_isp(model, info: dict[str, Any]) -> ParametrizedISP:
@@ -68,15 +68,16 @@ def reference_isp(model, info: dict[str, Any]) -> ParametrizedISP:
 
 
 def load_batches(settings: RawTrainingArguments, split: str, max_samples: int | None, batch_size: int | None,
-                 device: torch.device) -> tuple[list[tuple[torch.Tensor, torch.Tensor]], list[str]]:
+                 device: torch.device) -> tuple[list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]], list[str]]:
     """The first ``max_samples`` (None or 0: all) images of ``split`` of the model's data as
-    ``[(raw float (B, H, W) in [0, 1], labels)]`` on ``device``, and the label names.
-    ``batch_size`` None: the run's ``per_device_eval_batch_size``."""
+    ``[(raw float (B, H, W) in [0, 1], labels, intensity (B,))]`` on ``device``, and the label
+    names. ``batch_size`` None: the run's ``per_device_eval_batch_size``."""
     ds = load_splits(settings, truncate=False)[split]
     if max_samples and len(ds) > max_samples:
         ds = ds.select(range(max_samples))
-    loader = make_loader(ds, settings.label_column, batch_size or settings.per_device_eval_batch_size, False, 0)
-    batches = [(decode_raw(b["raw"].to(device)), b["labels"].to(device)) for b in loader]
+    loader = make_loader(ds, settings.label_column, batch_size or settings.per_device_eval_batch_size, False, 0,
+                         intensity=settings.intensity)
+    batches = [(decode_raw(b["raw"].to(device)), b["labels"].to(device), b["intensity"].to(device)) for b in loader]
     return batches, label_names(ds, settings.label_column)
 
 
@@ -187,7 +188,9 @@ def run_forensics(model_dir: str | Path, output_dir: str | Path, settings: RawTr
     # The picture shows the image whose loss rose most under the worst-case ISP.
     index = int((searcher.sample_losses(worst.state) - searcher.clean.sample_loss).argmax())
     with torch.no_grad():
-        adv_view = searcher.isp_for(worst.state)(searcher.raw(index)[None])[0]
+        intensity = searcher.intensity(index)
+        adv_isp, adv_raw = searcher.isp_for(worst.state), searcher.raw(index)[None]
+        adv_view = (adv_isp(adv_raw) if intensity is None else adv_isp(adv_raw, intensity=intensity))[0]
     gain = plot_worst_case(out / "worst_case.png", searcher.reference_view(index), adv_view,
                            f"worst case: {worst.group}, lambda {lambda_tag(worst.lam)}: {metric} {worst.clean:.3f} -> "
                            f"{worst.attained:.3f}, {dist_name} {worst.distance:.4f} ({split} image {index})")

@@ -42,6 +42,7 @@ __all__ = [
     "IspSpec",
     "parse_isp",
     "build_isp",
+    "isp_exposure",
     "RawISPModel",
     "MODEL_PRESETS",
     "build_task_model",
@@ -96,23 +97,39 @@ def parse_isp(spec: str | IspSpec) -> IspSpec:
 
 
 def build_isp(spec: str | IspSpec, camera: str | CameraPreset = "neutral", pattern: str = "RGGB",
-              learned_options: dict | None = None) -> torch.nn.Module:
+              learned_options: dict | None = None, exposure: str | float | None = None) -> torch.nn.Module:
     """The ISP module of a spec (:func:`parse_isp`): raw ``(B, H, W)`` in [0, 1] -> ``(B, 3, H, W)``.
 
     ``camera`` sets the colour parameters (the initial ones of a parametrized ISP; the base view
-    of the learned ISP). ``learned_options``: keyword arguments of ``LearnedISP``.
+    of the learned ISP). ``learned_options``: keyword arguments of ``LearnedISP`` (an
+    ``exposure`` among them must agree with ``exposure``). ``exposure``: the exposure stage
+    after black level (:mod:`raw_isp.isp.exposure`): None (none; the study's pipelines),
+    ``"metadata"`` (gain 1 / the intensity ratio passed to the ISP's forward), ``"auto"`` or a
+    fixed gain; a parametrized ISP learns a log-gain on top of it.
     """
     spec = parse_isp(spec)
     if spec.kind == "learned":
         from ..isp.learned import LearnedISP
 
         cam = CameraPreset.parse(camera)
-        return LearnedISP(**{"pattern": pattern, "camera": cam.to_dict(), **(learned_options or {})})
+        options = {"pattern": pattern, "camera": cam.to_dict(), **(learned_options or {})}
+        if exposure is not None:
+            if options.get("exposure", exposure) != exposure:
+                raise ValueError(f"exposure={exposure!r} conflicts with learned_options' exposure={options['exposure']!r}")
+            options["exposure"] = exposure
+        return LearnedISP(**options)
     config = ISPConfig.from_variant(spec.variant, pattern=pattern)
     if spec.kind == "static":
-        return StaticISP(config, camera=camera)
+        return StaticISP(config, camera=camera, exposure=exposure)
     learn = None if spec.kind == "parametrized" else ()
-    return ParametrizedISP(config, camera=camera, learn=learn)
+    return ParametrizedISP(config, camera=camera, learn=learn, exposure=exposure)
+
+
+def isp_exposure(isp: torch.nn.Module) -> str | float | None:
+    """The exposure setting an ISP module was built with (``build_isp``'s ``exposure``; a
+    parametrized ISP's learned log-gain is a parameter, not part of it)."""
+    config = getattr(isp, "exposure_config", None) or getattr(isp, "config", None)
+    return getattr(config, "exposure", None)
 
 
 def decode_raw(raw: torch.Tensor) -> torch.Tensor:
@@ -132,8 +149,12 @@ class RawISPModel(torch.nn.Module):
             the model's input (:meth:`RawISPImageProcessor.to_pixel_values`); for static and
             parametrized ISPs it also replays the ISP (see :func:`save_raw_model`).
 
-    ``forward(raw, labels=None, **kwargs)``: ``raw (B, H, W)`` uint16 DN (or its int16 bit view,
-    or float in [0, 1]) -> the model's output (``logits``, and ``loss`` when ``labels`` are given).
+    ``forward(raw, labels=None, intensity=None, augment=None, isp=None, **kwargs)``: ``raw (B, H, W)``
+    uint16 DN (or its int16 bit view, or float in [0, 1]) -> the model's output (``logits``, and
+    ``loss`` when ``labels`` are given). ``intensity``: the frames' light intensity ratios ``(B,)``
+    (a batch's ``"intensity"``), passed to the ISP (required by ``exposure="metadata"``, ignored
+    by ISPs without it). ``augment``: a function on the developed RGB views. ``isp``: another ISP
+    module to develop this batch with (training on ISP variants); the model's own otherwise.
     The ISP runs in float32 with autocast off (half precision is too coarse for it); the model
     runs under whatever autocast is active.
 
@@ -159,25 +180,31 @@ class RawISPModel(torch.nn.Module):
         how drift synthesis renders one trained model's input through every static variant."""
         return RawISPModel(isp.to(next(self.model.parameters()).device), self.model, self.processor)
 
-    def views(self, raw: torch.Tensor) -> torch.Tensor:
-        """Developed RGB views ``(B, 3, H, W)`` in [0, 1] (float32) of a raw batch."""
+    def views(self, raw: torch.Tensor, intensity: Any = None, isp: torch.nn.Module | None = None) -> torch.Tensor:
+        """Developed RGB views ``(B, 3, H, W)`` in [0, 1] (float32) of a raw batch, by ``isp``
+        (default: the model's); ``intensity``: the frames' intensity ratios (see the class)."""
         x = decode_raw(raw)
+        module = self.isp if isp is None else isp
+        trainable = self.trainable_isp if isp is None else any(p.requires_grad for p in isp.parameters())
+        kwargs = {} if intensity is None else {"intensity": intensity}
         with torch.autocast(device_type=x.device.type, enabled=False):
-            if self.trainable_isp and torch.is_grad_enabled():
-                return self.isp(x)
+            if trainable and torch.is_grad_enabled():
+                return module(x, **kwargs)
             with torch.no_grad():
-                return self.isp(x)
+                return module(x, **kwargs)
 
-    def pixel_values(self, raw: torch.Tensor, augment: Any = None) -> torch.Tensor:
-        """The model's input ``(B, 3, h, w)``: views, then ``augment`` (a function on RGB views),
-        then the processor's resize and normalisation."""
-        rgb = self.views(raw)
+    def pixel_values(self, raw: torch.Tensor, intensity: Any = None, augment: Any = None,
+                     isp: torch.nn.Module | None = None) -> torch.Tensor:
+        """The model's input ``(B, 3, h, w)``: views (:meth:`views`), then ``augment`` (a function
+        on RGB views), then the processor's resize and normalisation."""
+        rgb = self.views(raw, intensity, isp)
         if augment is not None:
             rgb = augment(rgb)
         return self.processor.to_pixel_values(rgb)
 
-    def forward(self, raw: torch.Tensor, labels: torch.Tensor | None = None, augment: Any = None, **kwargs: Any):
-        return self.model(pixel_values=self.pixel_values(raw, augment), labels=labels, **kwargs)
+    def forward(self, raw: torch.Tensor, labels: torch.Tensor | None = None, intensity: Any = None,
+                augment: Any = None, isp: torch.nn.Module | None = None, **kwargs: Any):
+        return self.model(pixel_values=self.pixel_values(raw, intensity, augment, isp), labels=labels, **kwargs)
 
     def save_pretrained(self, save_directory: str | os.PathLike, task: str | None = None, **kwargs: Any) -> list[str]:
         """:func:`save_raw_model` into ``save_directory`` (the ISP's spec and camera read from the
@@ -237,20 +264,54 @@ MODEL_PRESETS: dict[str, dict[str, Any]] = {
     "segformer-b1": {"model_type": "segformer", "hidden_sizes": [64, 128, 320, 512], "decoder_hidden_size": 256},
     "segformer-micro": {"model_type": "segformer", "hidden_sizes": [8, 16, 32, 32], "depths": [1, 1, 1, 1],
                         "num_attention_heads": [1, 1, 2, 2], "decoder_hidden_size": 32},
+    # ResNets (He et al. 2016), the study's CNN classifiers: ResNet-18 has basic blocks [2, 2, 2, 2]
+    # of widths 64..512, ResNet-50 bottleneck blocks [3, 4, 6, 3] of output widths 256..2048
+    # (the transformers ResNetConfig defaults); stem width 64.
+    "resnet-18": {"model_type": "resnet", "layer_type": "basic", "depths": [2, 2, 2, 2],
+                  "hidden_sizes": [64, 128, 256, 512], "embedding_size": 64},
+    "resnet-50": {"model_type": "resnet", "layer_type": "bottleneck", "depths": [3, 4, 6, 3],
+                  "hidden_sizes": [256, 512, 1024, 2048], "embedding_size": 64},
+    "resnet-micro": {"model_type": "resnet", "layer_type": "basic", "depths": [1, 1], "hidden_sizes": [8, 16],
+                     "embedding_size": 8},
+    # UperNet (Xiao et al. 2018) on a ResNet backbone, the CNN beside SegFormer: decoder width 512
+    # (the transformers UperNetConfig default). No auxiliary FCN head (a training aid whose loss
+    # only the model computes; --class_balance weighted_loss computes the loss outside it).
+    "upernet-resnet18": {"model_type": "upernet", "hidden_size": 512, "backbone": "resnet-18"},
+    "upernet-resnet50": {"model_type": "upernet", "hidden_size": 512, "backbone": "resnet-50"},
+    "upernet-micro": {"model_type": "upernet", "hidden_size": 16, "pool_scales": [1, 2], "backbone": "resnet-micro"},
 }
 
-_TASK_TYPES = {"classification": ("vit",), "segmentation": ("segformer",)}
+_TASK_TYPES = {"classification": ("vit", "resnet"), "segmentation": ("segformer", "upernet")}
+
+
+def _preset_model(kind: str, preset: dict[str, Any], labels: dict[str, Any], image_size: int) -> torch.nn.Module:
+    """A random-init transformers model of a :data:`MODEL_PRESETS` entry (without its ``model_type``)."""
+    import transformers as tf
+
+    if kind == "vit":
+        return tf.ViTForImageClassification(tf.ViTConfig(image_size=image_size, **preset, **labels))
+    if kind == "resnet":
+        return tf.ResNetForImageClassification(tf.ResNetConfig(**preset, **labels))
+    if kind == "upernet":
+        backbone = dict(MODEL_PRESETS[preset.pop("backbone")])
+        backbone.pop("model_type")
+        stages = [f"stage{i + 1}" for i in range(len(backbone["depths"]))]
+        config = tf.UperNetConfig(backbone_config=tf.ResNetConfig(**backbone, out_features=stages),
+                                  use_auxiliary_head=False, **preset, **labels)
+        return tf.UperNetForSemanticSegmentation(config)
+    return tf.SegformerForSemanticSegmentation(tf.SegformerConfig(**preset, **labels))
 
 
 def build_task_model(task: str, model: str, label_names: list[str], image_size: int = 256) -> torch.nn.Module:
     """A transformers model for ``task`` ("classification" | "segmentation").
 
-    ``model`` is a key of :data:`MODEL_PRESETS` (random weights, offline) or anything
-    ``from_pretrained`` takes (a Hub id such as ``google/vit-base-patch16-224-in21k`` or
-    ``nvidia/mit-b0``, or a local folder); a pretrained head is replaced to fit the labels.
+    ``model`` is a key of :data:`MODEL_PRESETS` (random weights, offline: ViTs and ResNets for
+    classification, SegFormers and UperNet-ResNets for segmentation) or anything
+    ``from_pretrained`` takes (a Hub id such as ``google/vit-base-patch16-224-in21k``,
+    ``microsoft/resnet-50``, ``nvidia/mit-b0`` or ``openmmlab/upernet-convnext-tiny``, or a local
+    folder); a pretrained head is replaced to fit the labels.
     """
-    from transformers import (AutoConfig, SegformerConfig, SegformerForSemanticSegmentation, ViTConfig,
-                              ViTForImageClassification)
+    from transformers import AutoConfig
 
     from ..training.registry import get_task
 
@@ -262,9 +323,7 @@ def build_task_model(task: str, model: str, label_names: list[str], image_size: 
         if kind not in _TASK_TYPES[task]:
             raise ValueError(f"model preset {model!r} is a {kind} model, not one for {task}; "
                              f"choose one of {[k for k, v in MODEL_PRESETS.items() if v['model_type'] in _TASK_TYPES[task]]}")
-        if kind == "vit":
-            return ViTForImageClassification(ViTConfig(image_size=image_size, **preset, **labels))
-        return SegformerForSemanticSegmentation(SegformerConfig(**preset, **labels))
+        return _preset_model(kind, preset, labels, image_size)
     try:
         config = AutoConfig.from_pretrained(model, **labels)
     except OSError as err:
@@ -330,7 +389,8 @@ def save_raw_model(model: RawISPModel, output_dir: str | os.PathLike, isp_spec: 
     Files: the task model (``config.json``, ``model.safetensors``), ``preprocessor_config.json``
     (a :class:`RawISPImageProcessor` replaying the training view; not written for the learned
     ISP, which it cannot run), ``isp_config.json`` (the task, the ISP spec, camera, pattern,
-    learned-ISP options) and ``isp.safetensors`` (the ISP's parameters, if it has any).
+    exposure setting, learned-ISP options) and ``isp.safetensors`` (the ISP's parameters, if it
+    has any: a parametrized ISP's learned log-gain among them).
     ``task``: "classification" or "segmentation" (a key of the registry's ``TASKS``); None
     guesses it from the model's config (:func:`raw_isp.training.registry.guess_task`).
     ``isp_spec``, ``camera``: how the ISP was built; None reads them from ``model.isp``
@@ -370,6 +430,7 @@ def save_raw_model(model: RawISPModel, output_dir: str | os.PathLike, isp_spec: 
         "isp": str(spec),
         "camera": cam.to_dict(),
         "pattern": getattr(getattr(model.isp, "config", None), "pattern", None) or getattr(model.isp, "pattern", "RGGB"),
+        "exposure": isp_exposure(model.isp),
         "processor": {k: v for k, v in model.processor.to_dict().items() if k not in ("auto_map",)},
     }
     if spec.kind == "learned":
@@ -414,7 +475,11 @@ def load_raw_model(path: str | os.PathLike, device: str | torch.device = "cpu") 
     info["task"] = task
     task_model = get_task(task).auto_model_class().from_pretrained(folder)
     camera = CameraPreset.parse(info["camera"])
-    isp = build_isp(spec, camera=camera, pattern=info.get("pattern") or "RGGB", learned_options=info.get("learned_options"))
+    try:
+        isp = build_isp(spec, camera=camera, pattern=info.get("pattern") or "RGGB",
+                        learned_options=info.get("learned_options"), exposure=info.get("exposure"))
+    except ValueError as err:
+        raise ValueError(f"{info_file}: {err}") from None
     weights = folder / ISP_WEIGHTS_NAME
     if weights.is_file():
         state = load_file(str(weights))

@@ -21,8 +21,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Optional
 
-from ..isp.config import CAMERAS
-from .registry import DATASETS, TASKS, get_dataset
+from ..isp.config import CAMERAS, ISP_VARIANTS
+from ..isp.exposure import EXPOSURE_MODES
+from .registry import DATASETS, TASKS, get_dataset, get_task
 
 __all__ = [
     "OptionError",
@@ -90,7 +91,9 @@ class RawTrainingArguments:
     max_eval_samples: Optional[int] = field(default=None, metadata=_help(
         "truncate the validation and test splits (quick runs)"))
     cache_dir: Optional[str] = field(default=None, metadata=_help("datasets cache folder"))
-    dataloader_num_workers: int = field(default=0, metadata=_help("worker processes per data loader"))
+    dataloader_num_workers: Optional[int] = field(default=None, metadata=_help(
+        "worker processes per data loader (default: 0 on the CPU; 2 with a CUDA device, each keeping 2 "
+        "batches ready, so the next batch is gathered while the current one trains)"))
 
     # ------------------------------------------------------------ model and ISP
     model_name_or_path: Optional[str] = field(default=None, metadata=_help(
@@ -104,9 +107,26 @@ class RawTrainingArguments:
         "colour preset of the ISP (neutral, drone, microscopy; default: the dataset's camera)"))
     image_size: int = field(default=256, metadata=_help(
         "model input size for presets (the raw tiles are 256x256)"))
+    exposure: str = field(default="none", metadata=_help(
+        "exposure stage of the ISP after black level: none (the study's pipelines), metadata (gain "
+        "1 / the frame's intensity ratio, from the dataset's intensity column) or auto (auto-exposure "
+        "from each frame)", choices=("none",) + EXPOSURE_MODES))
     augment: str = field(default="flips", metadata=_help(
         "flips: random horizontal/vertical flips and 90-degree turns of the developed view",
         choices=("none", "flips")))
+    train_intensities: Optional[str] = field(default=None, metadata=_help(
+        "light augmentation: comma-separated ratios r in (0, 1], e.g. 1.0,0.5,0.1,0.05; each training "
+        "frame (intensity i) is thinned photon-exactly by the dataset's sensor model to i*r, r drawn per "
+        "frame, and its intensity becomes i*r"))
+    train_isp_variants: Optional[str] = field(default=None, metadata=_help(
+        "ISP augmentation: 'all' or comma-separated variants (e.g. bi_s_ga,ma_u_me); each training batch "
+        "is developed by one of them, drawn per batch (needs a static --isp, which validation, test and "
+        "the saved model keep)"))
+    corruption_augment: Optional[str] = field(default=None, metadata=_help(
+        "ImageNet-C-style augmentation of the developed view: 'all' (the flag alone) or comma-separated "
+        "corruptions; one corruption and severity drawn per batch", nargs="?", const="all"))
+    corruption_severities: str = field(default="1,2,3,4,5", metadata=_help(
+        "severities (1..5) --corruption_augment draws from, comma-separated"))
 
     # ------------------------------------------------------------ optimisation
     per_device_train_batch_size: Optional[int] = field(default=None, metadata=_help(
@@ -126,7 +146,18 @@ class RawTrainingArguments:
     num_warmup_steps: Optional[int] = field(default=None, metadata=_help("warm-up steps (default: 5%% of the steps)"))
     mixed_precision: Optional[str] = field(default=None, metadata=_help(
         "default: accelerate's configuration (the ISP always runs in float32)", choices=("no", "fp16", "bf16")))
-    seed: int = field(default=42, metadata=_help("seed of the model's initial weights, batch order and flips"))
+    seed: int = field(default=42, metadata=_help(
+        "seed of the model's initial weights, batch order, flips and the augmentation draws"))
+    class_balance: str = field(default="none", metadata=_help(
+        "weighted_loss: cross-entropy with inverse-frequency class weights (of the training split's "
+        "images, or pixels for segmentation); sampler: draw each epoch's images with replacement, every "
+        "class equally likely (classification)", choices=("none", "weighted_loss", "sampler")))
+    metric_for_best_model: Optional[str] = field(default=None, metadata=_help(
+        "validation metric that selects the best epoch (default: the task's main metric, macro_f1 "
+        "for classification, mean_iou for segmentation; 'loss' is lower-is-better)"))
+    load_best_model_at_end: bool = field(default=True, metadata=_help(
+        "restore the best validation epoch's weights before the test evaluation and saving "
+        "(--no_load_best_model_at_end: keep the last weights)"))
 
     # ------------------------------------------------------------ output
     output_dir: Optional[str] = field(default=None, metadata=_help(
@@ -155,6 +186,7 @@ class RawTrainingArguments:
             self.output_dir = f"outputs/{self.task}"
         self._check_data()
         self._check_model()
+        self._check_augmentation()
         self._check_optimisation()
         self._check_output()
 
@@ -189,7 +221,7 @@ class RawTrainingArguments:
             if len(self.frame_size) != 2 or any(not isinstance(n, int) or n <= 0 for n in self.frame_size):
                 raise OptionError(f"--frame_size takes two positive integers HEIGHT WIDTH, got {self.frame_size}")
             self.frame_size = [int(n) for n in self.frame_size]
-        if self.dataloader_num_workers < 0:
+        if self.dataloader_num_workers is not None and self.dataloader_num_workers < 0:
             raise OptionError(f"--dataloader_num_workers must be >= 0, got {self.dataloader_num_workers}")
 
     def _check_model(self) -> None:
@@ -203,6 +235,34 @@ class RawTrainingArguments:
             raise OptionError(f"--camera {self.camera!r}: expected one of {sorted(CAMERAS)}")
         _positive(self, "image_size")
 
+    def _check_augmentation(self) -> None:
+        from ..models.modeling import parse_isp
+
+        if self.exposure not in ("none",) + EXPOSURE_MODES:
+            raise OptionError(f"--exposure {self.exposure!r}: expected none, {' or '.join(EXPOSURE_MODES)}")
+        if self.train_intensities is not None:
+            ratios = _number_list(self.train_intensities, "train_intensities", float)
+            bad = [r for r in ratios if not (math.isfinite(r) and 0.0 < r <= 1.0)]
+            if bad:
+                raise OptionError(f"--train_intensities: ratios must be in (0, 1] (thinning only removes light), "
+                                  f"got {bad[0]:g}")
+            self.train_intensities = ",".join(format(r, "g") for r in ratios)
+        if self.train_isp_variants is not None:
+            variants = _name_list(self.train_isp_variants, "train_isp_variants", ISP_VARIANTS)
+            if parse_isp(self.isp).kind != "static":
+                raise OptionError(f"--train_isp_variants: needs a static --isp (the ISP of validation, test and the "
+                                  f"saved model), got --isp {self.isp}")
+            self.train_isp_variants = "all" if variants == ISP_VARIANTS else ",".join(variants)
+        if self.corruption_augment is not None:
+            from ..drift.corruptions import CORRUPTIONS
+
+            names = _name_list(self.corruption_augment, "corruption_augment", CORRUPTIONS)
+            self.corruption_augment = "all" if names == CORRUPTIONS else ",".join(names)
+        severities = _number_list(self.corruption_severities, "corruption_severities", int)
+        if any(not 1 <= v <= 5 for v in severities):
+            raise OptionError(f"--corruption_severities: severities are 1..5, got {self.corruption_severities!r}")
+        self.corruption_severities = ",".join(str(v) for v in severities)
+
     def _check_optimisation(self) -> None:
         _positive(self, "per_device_train_batch_size", "per_device_eval_batch_size", "num_train_epochs",
                   "max_train_steps", "gradient_accumulation_steps", "logging_steps")
@@ -212,6 +272,19 @@ class RawTrainingArguments:
                 raise OptionError(f"--{name} must be a finite number >= 0, got {value}")
         if self.num_warmup_steps is not None and self.num_warmup_steps < 0:
             raise OptionError(f"--num_warmup_steps must be >= 0, got {self.num_warmup_steps}")
+        if self.class_balance not in ("none", "weighted_loss", "sampler"):
+            raise OptionError(f"--class_balance {self.class_balance!r}: expected none, weighted_loss or sampler")
+        task = get_task(self.task)
+        if self.class_balance == "sampler" and task.dense:
+            raise OptionError(f"--class_balance sampler: draws images by their one label; {self.task} labels are "
+                              "masks (use weighted_loss, which weighs pixels)")
+        metric = (self.metric_for_best_model or task.main_metric).removeprefix("eval_")
+        if metric != "loss" and metric not in task.scalar_metrics and not (
+                metric.startswith(task.per_class_metric) and len(metric) > len(task.per_class_metric)):
+            raise OptionError(f"--metric_for_best_model {self.metric_for_best_model!r}: not a validation metric of "
+                              f"{self.task}; expected one of {['loss', *task.scalar_metrics]} or "
+                              f"{task.per_class_metric}<class name>")
+        self.metric_for_best_model = metric
 
     def _check_output(self) -> None:
         steps = self.checkpointing_steps
@@ -239,6 +312,42 @@ class RawTrainingArguments:
     def label_column(self) -> str:
         """The dataset column the task's labels are in ("label" or "mask")."""
         return get_dataset(self.dataset).task(self.task).label_column
+
+    @property
+    def train_intensity_ratios(self) -> tuple[float, ...]:
+        """``--train_intensities`` as numbers (empty: no light augmentation)."""
+        return tuple(float(v) for v in self.train_intensities.split(",")) if self.train_intensities else ()
+
+    @property
+    def train_isp_variant_names(self) -> tuple[str, ...]:
+        """``--train_isp_variants`` as variant names (empty: no ISP augmentation)."""
+        if not self.train_isp_variants:
+            return ()
+        return ISP_VARIANTS if self.train_isp_variants == "all" else tuple(self.train_isp_variants.split(","))
+
+    @property
+    def corruption_names(self) -> tuple[str, ...]:
+        """``--corruption_augment`` as corruption names (empty: no corruption augmentation)."""
+        if not self.corruption_augment:
+            return ()
+        from ..drift.corruptions import CORRUPTIONS
+
+        return CORRUPTIONS if self.corruption_augment == "all" else tuple(self.corruption_augment.split(","))
+
+    @property
+    def corruption_severity_levels(self) -> tuple[int, ...]:
+        """``--corruption_severities`` as integers."""
+        return tuple(int(v) for v in self.corruption_severities.split(","))
+
+    @property
+    def exposure_setting(self) -> str | None:
+        """``--exposure`` as the ISPs take it: None for "none"."""
+        return None if self.exposure == "none" else self.exposure
+
+    @property
+    def greater_is_better(self) -> bool:
+        """Whether a higher ``--metric_for_best_model`` is better (all but ``loss``)."""
+        return self.metric_for_best_model != "loss"
 
     @property
     def headline_metrics(self) -> tuple[str, ...]:
@@ -287,6 +396,39 @@ class RawTrainingArguments:
         if not path.is_file():
             raise OptionError(f"{folder}: no {TRAINING_ARGS_NAME}; not a folder written by the training scripts")
         return cls.from_json_file(path, **overrides)
+
+
+def _items(value: Any, name: str) -> list[str]:
+    """The items of a comma-separated option (a list or tuple is taken as it is, e.g. from Python)."""
+    items = [str(v).strip() for v in value] if isinstance(value, (list, tuple)) else str(value).split(",")
+    items = [v.strip() for v in items]
+    if not items or any(not v for v in items):
+        raise OptionError(f"--{name} {value!r}: expected comma-separated values without empty entries")
+    return items
+
+
+def _number_list(value: Any, name: str, kind: type) -> list:
+    """A comma-separated list of numbers (``kind``: int or float), in the order given, repeats dropped."""
+    out = []
+    for item in _items(value, name):
+        try:
+            number = kind(item)
+        except ValueError:
+            raise OptionError(f"--{name}: {item!r} is not {'an integer' if kind is int else 'a number'}") from None
+        if number not in out:
+            out.append(number)
+    return out
+
+
+def _name_list(value: Any, name: str, choices: tuple[str, ...]) -> tuple[str, ...]:
+    """'all' (every choice, in their order) or a comma-separated list of choices, repeats dropped."""
+    items = _items(value, name)
+    if items == ["all"]:
+        return tuple(choices)
+    unknown = [v for v in items if v not in choices]
+    if unknown:
+        raise OptionError(f"--{name}: unknown {unknown[0]!r}; expected 'all' or some of {', '.join(choices)}")
+    return tuple(dict.fromkeys(items))
 
 
 def _positive(args: RawTrainingArguments, *names: str) -> None:

@@ -1,9 +1,13 @@
 """Checkpoints of a training run: ``<output_dir>/step_<N>/`` folders written atomically.
 
 A checkpoint is accelerate's full training state (``save_state``: model, optimiser, scheduler,
-RNG states) plus ``trainer_state.json`` (``completed_steps``, ``epoch``). It is written into a
-temporary folder and renamed when complete, so a killed run never leaves a half-written one;
-:func:`find_checkpoint` refuses an incomplete or corrupt folder before any training.
+RNG states) plus ``trainer_state.json`` (``completed_steps``, ``epoch``, the training history so
+far and the best validation so far: ``best`` = ``{"metric", "epoch", "step", "value"}``) and,
+when the run keeps the best epoch's weights, ``best_model.safetensors`` (the whole
+:class:`~raw_isp.models.modeling.RawISPModel` state dict at that epoch), so that a resumed run
+restores the same best model as an uninterrupted one. It is written into a temporary folder and
+renamed when complete, so a killed run never leaves a half-written one; :func:`find_checkpoint`
+refuses an incomplete or corrupt folder before any training.
 """
 
 from __future__ import annotations
@@ -17,6 +21,8 @@ from typing import Any
 __all__ = [
     "CHECKPOINT_PREFIX",
     "STATE_FILE",
+    "BEST_MODEL_FILE",
+    "read_best_model",
     "checkpoint_step",
     "list_checkpoints",
     "find_checkpoint",
@@ -26,6 +32,7 @@ __all__ = [
 
 CHECKPOINT_PREFIX = "step_"
 STATE_FILE = "trainer_state.json"
+BEST_MODEL_FILE = "best_model.safetensors"
 
 
 def checkpoint_step(folder: str | os.PathLike) -> int | None:
@@ -73,14 +80,33 @@ def find_checkpoint(spec: str, output_dir: str | os.PathLike) -> str:
 
 
 def read_checkpoint_state(folder: str | os.PathLike) -> dict[str, Any]:
-    """``{"completed_steps": int, "epoch": int}`` of a checkpoint folder."""
+    """``{"completed_steps": int, "epoch": int, "history": list, "best": dict | None}`` of a
+    checkpoint folder (checkpoints written before history and best were recorded: ``[]``, None)."""
     info = json.loads((Path(folder) / STATE_FILE).read_text())
-    return {"completed_steps": int(info["completed_steps"]), "epoch": int(info["epoch"])}
+    best = info.get("best")
+    if best is not None and not {"metric", "epoch", "step", "value"} <= set(best):
+        raise ValueError(f"{Path(folder) / STATE_FILE}: 'best' lacks metric, epoch, step or value")
+    return {"completed_steps": int(info["completed_steps"]), "epoch": int(info["epoch"]),
+            "history": list(info.get("history") or []), "best": best}
 
 
-def save_checkpoint(accelerator: Any, output_dir: str | os.PathLike, completed_steps: int, epoch: int) -> str:
+def read_best_model(folder: str | os.PathLike) -> dict[str, Any] | None:
+    """The best model's state dict saved in a checkpoint (CPU tensors), or None if it has none."""
+    path = Path(folder) / BEST_MODEL_FILE
+    if not path.is_file():
+        return None
+    from safetensors.torch import load_file
+
+    return load_file(str(path))
+
+
+def save_checkpoint(accelerator: Any, output_dir: str | os.PathLike, completed_steps: int, epoch: int,
+                    history: list | None = None, best: dict[str, Any] | None = None,
+                    best_state: dict[str, Any] | None = None) -> str:
     """Save the full training state into ``<output_dir>/step_<N>`` atomically (a temporary
-    folder renamed when complete). Runs in every process; returns the folder."""
+    folder renamed when complete), with the run's ``history``, ``best`` validation record and
+    ``best_state`` (a state dict, written as :data:`BEST_MODEL_FILE`). Runs in every process;
+    returns the folder."""
     final = Path(output_dir) / f"{CHECKPOINT_PREFIX}{completed_steps}"
     tmp = Path(output_dir) / f".tmp_{CHECKPOINT_PREFIX}{completed_steps}"
     if accelerator.is_main_process and tmp.exists():
@@ -88,7 +114,12 @@ def save_checkpoint(accelerator: Any, output_dir: str | os.PathLike, completed_s
     accelerator.wait_for_everyone()
     accelerator.save_state(str(tmp))
     if accelerator.is_main_process:
-        (tmp / STATE_FILE).write_text(json.dumps({"completed_steps": completed_steps, "epoch": epoch}) + "\n")
+        if best_state is not None:
+            from safetensors.torch import save_file
+
+            save_file({k: v.contiguous() for k, v in best_state.items()}, str(tmp / BEST_MODEL_FILE))
+        state = {"completed_steps": completed_steps, "epoch": epoch, "history": history or [], "best": best}
+        (tmp / STATE_FILE).write_text(json.dumps(state) + "\n")
         if final.exists():
             shutil.rmtree(final)
         os.replace(tmp, final)

@@ -1,9 +1,17 @@
 """The data of a training run: splits from the dataset package, loaders of whole raw batches,
-and the flip augmentation of developed views.
+class frequencies (class balance) and the flip augmentation of developed views.
 
 Shapes: loaders yield ``raw`` ``(B, H, W)``, the int16 bit view of the uint16 frames (accelerators
-have few uint16 kernels; :func:`raw_isp.io.raw_to_unit` reads it back), and ``labels``: ``(B,)``
-int64 class indices or ``(B, H, W)`` int64 masks.
+have few uint16 kernels; :func:`raw_isp.io.raw_to_unit` reads it back), ``labels``: ``(B,)``
+int64 class indices or ``(B, H, W)`` int64 masks, and ``intensity``: ``(B,)`` float32, each
+frame's light intensity ratio (the dataset's ``intensity`` column; what ``exposure="metadata"``
+develops with).
+
+On a CUDA device the loaders pin their batches (page-locked memory, so the copy to the device
+can run asynchronously: accelerate is set to ``non_blocking`` copies in that case) and, unless
+``--dataloader_num_workers`` says otherwise, gather in 2 worker processes that keep 2 batches
+each ready, so the next batch's gather overlaps the current step. Neither changes which frames a
+batch holds, so resuming stays exact.
 """
 
 from __future__ import annotations
@@ -24,6 +32,9 @@ __all__ = [
     "EpochBatchSampler",
     "RawCollate",
     "make_loader",
+    "class_counts",
+    "balanced_weights",
+    "CUDA_DEFAULT_WORKERS",
     "flips",
 ]
 
@@ -78,19 +89,34 @@ class EpochBatchSampler(torch.utils.data.BatchSampler):
     """Batches of a fixed permutation per epoch: ``randperm(n)`` from ``seed + epoch``, so the
     order of any epoch is known without replaying earlier ones (resuming mid-run is exact).
 
+    ``weights``: ``(n,)`` non-negative sampling weights (:func:`balanced_weights`); then each
+    epoch draws ``n`` indices with replacement, index ``i`` with probability proportional to
+    ``weights[i]`` (``torch.multinomial`` from the same ``seed + epoch`` generator): a
+    class-balanced sampler with the same number of batches per epoch, as exactly resumable.
+
     The epoch is set with :meth:`use_epoch`, not ``set_epoch``: accelerate's loaders call
     ``set_epoch`` with their own count of iterations, which restarts at 0 after a resume."""
 
-    def __init__(self, n: int, batch_size: int, shuffle: bool, seed: int, drop_last: bool = False) -> None:
+    def __init__(self, n: int, batch_size: int, shuffle: bool, seed: int, drop_last: bool = False,
+                 weights: torch.Tensor | None = None) -> None:
         super().__init__(range(n), batch_size, drop_last)
         self.n, self.shuffle, self.seed, self.epoch = n, shuffle, seed, 0
+        if weights is not None:
+            weights = torch.as_tensor(weights, dtype=torch.float64)
+            if weights.shape != (n,) or not bool(torch.isfinite(weights).all()) or bool((weights < 0).any()) \
+                    or not float(weights.sum()) > 0:
+                raise ValueError(f"weights must be {n} finite non-negative numbers, not all 0")
+        self.weights = weights
 
     def use_epoch(self, epoch: int) -> None:
         self.epoch = epoch
 
     def __iter__(self):
-        if self.shuffle:
-            order = torch.randperm(self.n, generator=torch.Generator().manual_seed(self.seed + self.epoch)).tolist()
+        g = torch.Generator().manual_seed(self.seed + self.epoch)
+        if self.weights is not None:
+            order = torch.multinomial(self.weights, self.n, replacement=True, generator=g).tolist()
+        elif self.shuffle:
+            order = torch.randperm(self.n, generator=g).tolist()
         else:
             order = list(range(self.n))
         for i in range(0, self.n, self.batch_size):
@@ -101,24 +127,86 @@ class EpochBatchSampler(torch.utils.data.BatchSampler):
 
 
 class RawCollate:
-    """Batches as the model takes them: ``raw`` int16 bit view of the uint16 frames, ``labels`` int64."""
+    """Batches as the model takes them: ``raw`` int16 bit view of the uint16 frames, ``labels``
+    int64, ``intensity`` float32 ``(B,)``.
 
-    def __init__(self, label_column: str) -> None:
+    ``intensity``: the ratio of every frame when the dataset has no ``intensity`` column (a
+    dataset loaded at one light level); None requires the column."""
+
+    def __init__(self, label_column: str, intensity: float | None = None) -> None:
         self.label_column = label_column
+        self.intensity = intensity
 
     def __call__(self, batch: dict[str, Any]) -> dict[str, torch.Tensor]:
         labels = torch.as_tensor(batch[self.label_column]).long()
-        return {"raw": batch["image"].view(torch.int16), "labels": labels}
+        raw = batch["image"].view(torch.int16)
+        if "intensity" in batch:
+            intensity = torch.as_tensor(batch["intensity"], dtype=torch.float32).reshape(-1)
+        elif self.intensity is not None:
+            intensity = torch.full((raw.shape[0],), self.intensity, dtype=torch.float32)
+        else:
+            raise KeyError("the dataset has no 'intensity' column; give RawCollate(intensity=ratio) for data "
+                           "captured at one light level")
+        return {"raw": raw, "labels": labels, "intensity": intensity}
 
 
-def make_loader(ds, label_column: str, batch_size: int, shuffle: bool, seed: int, num_workers: int = 0):
+#: Worker processes per loader on a CUDA device when ``--dataloader_num_workers`` is not given.
+CUDA_DEFAULT_WORKERS = 2
+
+
+def make_loader(ds, label_column: str, batch_size: int, shuffle: bool, seed: int, num_workers: int | None = 0,
+                intensity: float | None = None, weights: torch.Tensor | None = None, device: Any = None):
     """A ``DataLoader`` of whole raw batches (one Arrow gather per batch,
-    :class:`raw_isp.data.arrow.RawBatches`), in the order of an :class:`EpochBatchSampler`."""
-    sampler = EpochBatchSampler(len(ds), batch_size, shuffle, seed)
+    :class:`raw_isp.data.arrow.RawBatches`), in the order of an :class:`EpochBatchSampler`.
+
+    ``intensity``: the light ratio of frames of a dataset without an ``intensity`` column
+    (:class:`RawCollate`). ``weights``: per-example sampling weights (class-balanced sampler).
+    ``device``: where the batches go. On a CUDA device the batches are pinned and
+    ``num_workers=None`` means :data:`CUDA_DEFAULT_WORKERS` workers, each keeping 2 batches
+    ready (elsewhere None means 0: the gather runs in the training process)."""
+    cuda = device is not None and torch.device(device).type == "cuda"
+    if num_workers is None:
+        num_workers = CUDA_DEFAULT_WORKERS if cuda else 0
+    sampler = EpochBatchSampler(len(ds), batch_size, shuffle, seed, weights=weights)
+    columns = ["image", label_column] + (["intensity"] if "intensity" in ds.column_names else [])
     return torch.utils.data.DataLoader(
-        RawBatches(ds.select_columns(["image", label_column]), output="torch"), batch_sampler=sampler,
-        collate_fn=RawCollate(label_column), num_workers=num_workers, persistent_workers=num_workers > 0,
+        RawBatches(ds.select_columns(columns), output="torch"), batch_sampler=sampler,
+        collate_fn=RawCollate(label_column, intensity), num_workers=num_workers, persistent_workers=num_workers > 0,
+        pin_memory=cuda, prefetch_factor=2 if num_workers > 0 else None,
     )
+
+
+def class_counts(ds, label_column: str, num_labels: int, batch_size: int = 64) -> torch.Tensor:
+    """How often each class occurs in a split, ``(num_labels,)`` int64: images per class for a
+    ``ClassLabel`` column, pixels per class for masks (read in batches of ``batch_size`` frames).
+    Labels outside ``0..num_labels-1`` (e.g. an ignore index 255) are not counted."""
+    import datasets
+
+    if isinstance(ds.features[label_column], (datasets.ClassLabel, datasets.Value)):  # one label per example
+        labels = torch.as_tensor(ds[label_column], dtype=torch.int64)
+        counts = torch.bincount(labels[(labels >= 0) & (labels < num_labels)], minlength=num_labels)
+        return counts[:num_labels]
+    batches = RawBatches(ds.select_columns([label_column]), output="torch")
+    counts = torch.zeros(num_labels, dtype=torch.int64)
+    for start in range(0, len(ds), batch_size):
+        labels = batches[list(range(start, min(start + batch_size, len(ds))))][label_column].long().reshape(-1)
+        counts += torch.bincount(labels[(labels >= 0) & (labels < num_labels)], minlength=num_labels)[:num_labels]
+    return counts
+
+
+def balanced_weights(counts: torch.Tensor) -> torch.Tensor:
+    """Inverse-frequency class weights ``(C,)`` float32: ``w_c = N / (K * n_c)`` for the ``K``
+    classes that occur (``N`` their total), so a balanced split has every weight 1 and the
+    weights average to 1 over the examples; 0 for a class that does not occur (it has no
+    examples to weigh). The cross-entropy's weights for ``--class_balance weighted_loss``, and,
+    looked up per example, the sampler's (every present class is then drawn equally often)."""
+    counts = torch.as_tensor(counts, dtype=torch.float64)
+    present = counts > 0
+    if not bool(present.any()):
+        raise ValueError("class counts: no class occurs in the training split")
+    weights = torch.zeros_like(counts)
+    weights[present] = counts[present].sum() / (int(present.sum()) * counts[present])
+    return weights.float()
 
 
 def flips(seed: int) -> Callable[[torch.Tensor, int], torch.Tensor]:

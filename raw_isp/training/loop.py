@@ -3,12 +3,22 @@
 :func:`train` runs in every process of an ``accelerate launch`` (one process, several GPUs, or
 several CPU processes over gloo) and returns a :class:`TrainResult`. What makes runs repeatable:
 
-* the batch order of epoch ``e`` is ``randperm(n)`` from ``seed + e``
-  (:class:`~raw_isp.training.data.EpochBatchSampler`, set with ``use_epoch``), and the flips of
-  step ``s`` are drawn from ``seed`` and ``s``, so a run resumed from a checkpoint ends with the
-  same model, bit for bit, as an uninterrupted one;
-* checkpoints are written atomically (:mod:`~raw_isp.training.checkpoints`);
+* the batch order of epoch ``e`` is ``randperm(n)`` from ``seed + e`` (or, with the
+  class-balanced sampler, ``multinomial`` draws from the same generator)
+  (:class:`~raw_isp.training.data.EpochBatchSampler`, set with ``use_epoch``), the flips of
+  step ``s`` are drawn from ``seed`` and ``s``, and the drift augmentation
+  (:mod:`~raw_isp.training.augment`: light level, ISP variant, corruption) of each micro-batch
+  from ``seed``, the step and the micro-batch's place in it, so a run resumed from a checkpoint
+  ends with the same model, bit for bit, as an uninterrupted one;
+* checkpoints are written atomically (:mod:`~raw_isp.training.checkpoints`), with the best
+  validation so far (and its weights, with ``--load_best_model_at_end``);
 * metrics are gathered with ``gather_for_metrics`` (:mod:`~raw_isp.training.evaluation`).
+
+Every batch carries its frames' light ``intensity``, which the model passes to the ISP (the
+``--exposure metadata`` gain). ``--class_balance weighted_loss`` replaces the model's own loss
+by a class-weighted cross-entropy (:func:`task_loss`); otherwise the model computes its loss.
+The training loss is summed on the device and read once per logging window, so the host does
+not wait for the device every step.
 
 Callers watch the run through :class:`~raw_isp.training.callbacks.TrainingCallback` objects.
 """
@@ -23,15 +33,17 @@ from typing import Any, Sequence
 
 import torch
 
-from ..models.modeling import RawISPModel, build_isp, build_task_model, model_input_size, parse_isp
+from ..models.modeling import RawISPModel, build_isp, build_task_model, logits_at, model_input_size, parse_isp
 from .arguments import OptionError, RawTrainingArguments
+from .augment import DriftAugmentation, compose
 from .callbacks import TrainingCallback
-from .checkpoints import read_checkpoint_state, save_checkpoint
-from .data import flips, label_names as split_label_names, load_splits, make_loader
+from .checkpoints import read_best_model, read_checkpoint_state, save_checkpoint
+from .data import balanced_weights, class_counts, flips, label_names as split_label_names, load_splits, make_loader
 from .evaluation import evaluate_model, prefixed
 from .outputs import prepare_output_dir
+from .registry import get_task
 
-__all__ = ["TrainResult", "build_model", "train"]
+__all__ = ["TrainResult", "build_model", "task_loss", "train"]
 
 logger = logging.getLogger(__name__)
 
@@ -66,26 +78,40 @@ def build_model(args: RawTrainingArguments, label_names: list[str]) -> RawISPMod
     from ..models.processor import CAMERA_NORMALIZATION, RawISPImageProcessor
 
     camera = args.camera_name
-    isp = build_isp(args.isp, camera=camera)
+    isp = build_isp(args.isp, camera=camera, exposure=args.exposure_setting)
     try:
         task_model = build_task_model(args.task, args.model_name_or_path, label_names, args.image_size)
     except ValueError as err:
         raise OptionError(f"--model_name_or_path: {err}") from None
     size = model_input_size(task_model, args.image_size)
     processor = RawISPImageProcessor(isp=parse_isp(args.isp).variant or "bi_s_ga", camera=camera, size=size,
-                                     **CAMERA_NORMALIZATION.get(camera, {}))
+                                     exposure=args.exposure_setting, **CAMERA_NORMALIZATION.get(camera, {}))
     return RawISPModel(isp, task_model, processor)
 
 
+def task_loss(logits: torch.Tensor, labels: torch.Tensor, task: str, weight: torch.Tensor | None = None,
+              ignore_index: int = 255) -> torch.Tensor:
+    """Mean cross-entropy of a batch, with class weights ``weight (C,)`` (PyTorch's weighted mean:
+    divided by the summed weights of the targets). Classification ``logits (B, C)``; segmentation
+    ``logits (B, C, h, w)`` upsampled bilinearly to the masks' ``(H, W)`` first (as SegFormer's
+    own loss does), pixels labelled ``ignore_index`` left out. With ``weight`` None or all ones it
+    equals the transformers models' own loss."""
+    logits = logits_at(logits, labels.shape[-2:]) if get_task(task).dense else logits.float()
+    return torch.nn.functional.cross_entropy(logits, labels, weight=weight, ignore_index=ignore_index)
+
+
 def _make_accelerator(args: RawTrainingArguments):
-    from accelerate import Accelerator
+    from accelerate import Accelerator, DataLoaderConfiguration
 
     tracking = {"log_with": args.report_to, "project_dir": args.output_dir} if args.with_tracking else {}
     # Without any accelerator, say cpu=True: accelerate then joins the processes of a torchrun
     # launch over gloo (multi-CPU) instead of running each one on its own.
     has_device = torch.accelerator.is_available() if hasattr(torch, "accelerator") else torch.cuda.is_available()
+    # Pinned batches (make_loader pins on CUDA) are copied to the device asynchronously.
+    loading = DataLoaderConfiguration(non_blocking=torch.cuda.is_available())
     accelerator = Accelerator(gradient_accumulation_steps=args.gradient_accumulation_steps,
-                              mixed_precision=args.mixed_precision, cpu=not has_device, **tracking)
+                              mixed_precision=args.mixed_precision, cpu=not has_device,
+                              dataloader_config=loading, **tracking)
     logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S",
                         level=logging.INFO if accelerator.is_main_process else logging.WARNING)
     logging.getLogger("accelerate").setLevel(logging.WARNING)  # one line per saved file otherwise
@@ -103,6 +129,25 @@ def _optimizer(model: RawISPModel, args: RawTrainingArguments) -> torch.optim.Op
     return torch.optim.AdamW(groups, lr=args.learning_rate)
 
 
+def _class_balance(args: RawTrainingArguments, train_split, names: list[str]):
+    """``(class weights (C,) or None, per-example sampling weights (N,) or None)`` for
+    ``--class_balance`` (:func:`~raw_isp.training.data.balanced_weights` of the training
+    split's class counts: images, or pixels for masks)."""
+    if args.class_balance == "none":
+        return None, None
+    counts = class_counts(train_split, args.label_column, len(names))
+    try:
+        weights = balanced_weights(counts)
+    except ValueError as err:
+        raise OptionError(f"--class_balance {args.class_balance}: {err}") from None
+    logger.info("--class_balance %s: training counts %s, class weights %s", args.class_balance,
+                dict(zip(names, counts.tolist())), dict(zip(names, [round(w, 3) for w in weights.tolist()])))
+    if args.class_balance == "weighted_loss":
+        return weights, None
+    labels = torch.as_tensor(train_split[args.label_column], dtype=torch.int64)
+    return None, weights.double()[labels]
+
+
 def _plan(args: RawTrainingArguments, n_train: int, num_processes: int) -> StepPlan:
     bs = args.per_device_train_batch_size
     per_epoch = math.ceil(math.ceil(n_train / bs) / num_processes / args.gradient_accumulation_steps)
@@ -111,32 +156,50 @@ def _plan(args: RawTrainingArguments, n_train: int, num_processes: int) -> StepP
     return StepPlan(per_epoch, max_steps, math.ceil(max_steps / per_epoch), warmup)
 
 
-def _resume(args: RawTrainingArguments, accelerator, plan: StepPlan) -> tuple[int, int, int]:
+def _resume(args: RawTrainingArguments, accelerator, plan: StepPlan) -> tuple[int, int, int, dict[str, Any]]:
     """Load ``--resume_from_checkpoint``; returns (completed steps, first epoch, batches of that
-    epoch to skip), all 0 for a fresh run."""
+    epoch to skip, the checkpoint's state: history, best), all 0 / empty for a fresh run."""
     if not args.resume_from_checkpoint:
-        return 0, 0, 0
+        return 0, 0, 0, {"history": [], "best": None, "best_state": None}
+    folder = args.resume_from_checkpoint
     try:
-        accelerator.load_state(args.resume_from_checkpoint)
+        accelerator.load_state(folder)
+        state = read_checkpoint_state(folder)
+        state["best_state"] = read_best_model(folder) if args.load_best_model_at_end else None
     except Exception as err:  # noqa: BLE001 - any failure here means an unusable checkpoint
-        raise OptionError(f"--resume_from_checkpoint {args.resume_from_checkpoint}: cannot load it ({err})") from None
-    done = read_checkpoint_state(args.resume_from_checkpoint)["completed_steps"]
-    logger.info("resumed from %s at step %d", args.resume_from_checkpoint, done)
-    return done, done // plan.steps_per_epoch, (done % plan.steps_per_epoch) * args.gradient_accumulation_steps
+        raise OptionError(f"--resume_from_checkpoint {folder}: cannot load it ({err})") from None
+    best = state["best"]
+    if best is not None and best["metric"] != args.metric_for_best_model:
+        raise OptionError(f"--resume_from_checkpoint {folder}: its best epoch was chosen by {best['metric']}, "
+                          f"this run chooses by --metric_for_best_model {args.metric_for_best_model}")
+    if best is not None and args.load_best_model_at_end and state["best_state"] is None:
+        raise OptionError(f"--resume_from_checkpoint {folder}: has no best model's weights (written with "
+                          "--no_load_best_model_at_end); resume with that option")
+    done = state["completed_steps"]
+    logger.info("resumed from %s at step %d", folder, done)
+    return done, done // plan.steps_per_epoch, (done % plan.steps_per_epoch) * args.gradient_accumulation_steps, state
 
 
 class _Loop:
     """The state of one run between :func:`train`'s set-up and its final evaluation."""
 
-    def __init__(self, args, accelerator, model, optimizer, scheduler, loaders, sampler, names, plan, callbacks):
+    def __init__(self, args, accelerator, model, optimizer, scheduler, loaders, sampler, names, plan, callbacks,
+                 augmentation: DriftAugmentation | None = None, class_weights: torch.Tensor | None = None):
         self.args, self.accelerator, self.model = args, accelerator, model
         self.optimizer, self.scheduler, self.loaders = optimizer, scheduler, loaders
         self.sampler = sampler  # the training EpochBatchSampler (prepared loaders wrap it)
         self.label_names, self.plan, self.callbacks = names, plan, list(callbacks)
         self.augment = flips(args.seed) if args.augment == "flips" else None
+        self.augmentation = augmentation if augmentation is not None and augmentation.active else None
+        self.class_weights = class_weights
         self.history: list[dict[str, Any]] = []
         self.completed_steps = 0
-        self._window = (0.0, 0, time.perf_counter())  # loss sum, images, start
+        self._micro = 0  # micro-batches of the current optimiser step done so far
+        self._window = (None, 0, time.perf_counter())  # loss sum (a device tensor), images, start
+        # The best validation so far ({"metric", "epoch", "step", "value"}) and, when it is to be
+        # restored at the end, its weights (CPU copies).
+        self.best: dict[str, Any] | None = None
+        self.best_state: dict[str, torch.Tensor] | None = None
 
     def _emit(self, event: str, *payload: Any) -> None:
         for callback in self.callbacks:
@@ -162,6 +225,8 @@ class _Loop:
             loader = self.accelerator.skip_first_batches(loader, skip_batches)
         every = self.args.checkpointing_steps
         for batch in loader:
+            if self.completed_steps >= self.plan.max_steps:
+                break  # resumed from the last step's checkpoint: nothing left to train
             if not self.step(batch):
                 continue
             progress.update(1)
@@ -172,30 +237,51 @@ class _Loop:
             if self.completed_steps >= self.plan.max_steps:
                 break
 
+    def inputs(self, batch: dict[str, torch.Tensor]) -> dict[str, Any]:
+        """The model's keyword arguments for a training micro-batch: the raw frames and their
+        intensities after the light augmentation, the ISP variant, and the view augmentation
+        (corruption, then flips), all drawn for this micro-batch (see the module docstring)."""
+        raw, intensity, isp, corruption = batch["raw"], batch["intensity"], None, None
+        if self.augmentation is not None:
+            raw, intensity, isp, corruption, _ = self.augmentation(
+                raw, intensity, self.completed_steps, self._micro, self.accelerator.process_index)
+        flip = None if self.augment is None else (lambda rgb, s=self.completed_steps: self.augment(rgb, s))
+        inputs = {"raw": raw, "intensity": intensity, "augment": compose(corruption, flip)}
+        if isp is not None:
+            inputs["isp"] = isp
+        return inputs
+
     def step(self, batch: dict[str, torch.Tensor]) -> bool:
         """One micro-batch; True when it completed an optimiser step."""
         acc = self.accelerator
+        inputs = self.inputs(batch)
         with acc.accumulate(self.model):
             with acc.autocast():
-                augment = None if self.augment is None else (
-                    lambda rgb, s=self.completed_steps: self.augment(rgb, s))
-                out = self.model(batch["raw"], labels=batch["labels"], augment=augment)
-            acc.backward(out.loss)
+                if self.class_weights is None:
+                    loss = self.model(**inputs, labels=batch["labels"]).loss
+                else:
+                    logits = self.model(**inputs).logits
+                    loss = task_loss(logits, batch["labels"], self.args.task, self.class_weights)
+            acc.backward(loss)
             self.optimizer.step()
             self.scheduler.step()
             self.optimizer.zero_grad()
-        loss, images, start = self._window
-        loss += float(acc.reduce(out.loss.detach(), "mean"))  # over all processes
-        self._window = (loss, images + batch["raw"].shape[0] * acc.num_processes, start)
+        total, images, start = self._window
+        total = loss.detach().float() if total is None else total + loss.detach().float()
+        self._window = (total, images + batch["raw"].shape[0] * acc.num_processes, start)
         if not acc.sync_gradients:
+            self._micro += 1
             return False
+        self._micro = 0
         self.completed_steps += 1
         return True
 
     def log(self, epoch: int, progress) -> None:
-        loss, images, start = self._window
+        total, images, start = self._window
         elapsed = time.perf_counter() - start
         n_micro = max(1, images // (self.args.per_device_train_batch_size * self.accelerator.num_processes))
+        # Each process's sum of its micro-batch losses, averaged over the processes (every process logs).
+        loss = float(self.accelerator.reduce(total, "mean")) if total is not None else float("nan")
         logs = {"train_loss": loss / n_micro, "lr": self.scheduler.get_last_lr()[0],
                 "images_per_second": images / max(elapsed, 1e-9), "epoch": epoch}
         progress.set_postfix(loss=f"{logs['train_loss']:.3f}", lr=f"{logs['lr']:.2e}",
@@ -204,7 +290,7 @@ class _Loop:
             self.accelerator.log(logs, step=self.completed_steps)
         self.history.append({"step": self.completed_steps, **logs})
         self._emit("on_log", self.completed_steps, logs)
-        self._window = (0.0, 0, time.perf_counter())
+        self._window = (None, 0, time.perf_counter())
 
     def validate(self, epoch: int) -> None:
         metrics = evaluate_model(self.model, self.loaders["validation"], self.accelerator, self.args.task,
@@ -216,19 +302,54 @@ class _Loop:
                              **{f"eval_{k}": v for k, v in headline.items()}, "eval_loss": metrics["loss"]})
         if self.args.with_tracking:
             self.accelerator.log({f"eval_{k}": v for k, v in headline.items()}, step=self.completed_steps)
+        self.track_best(epoch, metrics)
         self._emit("on_evaluate", self.completed_steps, epoch, metrics)
 
+    def track_best(self, epoch: int, metrics: dict[str, Any]) -> None:
+        """Keep the best validation so far (strictly better replaces it: ties keep the earlier
+        epoch; NaN never wins) and, with ``--load_best_model_at_end``, a copy of its weights."""
+        name = self.args.metric_for_best_model
+        if name not in metrics:
+            known = sorted(k for k, v in metrics.items() if isinstance(v, (int, float)))
+            raise OptionError(f"--metric_for_best_model {name}: the validation has no such metric; it has {known}")
+        value = float(metrics[name])
+        if math.isnan(value):
+            return
+        if self.best is not None:
+            best = self.best["value"]
+            if not (value > best if self.args.greater_is_better else value < best):
+                return
+        self.best = {"metric": name, "epoch": epoch, "step": self.completed_steps, "value": value}
+        if self.args.load_best_model_at_end:
+            net = self.accelerator.unwrap_model(self.model)
+            self.best_state = {k: v.detach().to("cpu", copy=True) for k, v in net.state_dict().items()}
+
+    def restore_best(self) -> None:
+        """Load the best epoch's weights into the model (when they are not the current ones)."""
+        if not self.args.load_best_model_at_end or self.best is None or self.best["step"] == self.completed_steps:
+            return
+        net = self.accelerator.unwrap_model(self.model)
+        net.load_state_dict(self.best_state)
+        logger.info("restored the best validation epoch %d (step %d, %s %.4f)", self.best["epoch"], self.best["step"],
+                    self.best["metric"], self.best["value"])
+
     def checkpoint(self, epoch: int) -> None:
-        folder = save_checkpoint(self.accelerator, self.args.output_dir, self.completed_steps, epoch)
+        folder = save_checkpoint(self.accelerator, self.args.output_dir, self.completed_steps, epoch,
+                                 history=self.history, best=self.best, best_state=self.best_state)
         self._emit("on_checkpoint", self.completed_steps, folder)
 
     def final_results(self, splits) -> dict[str, Any]:
         acc, task, names = self.accelerator, self.args.task, self.label_names
+        self.restore_best()
         eval_metrics = evaluate_model(self.model, self.loaders["validation"], acc, task, names)
         test_metrics = evaluate_model(self.model, self.loaders["test"], acc, task, names)
         results = {**prefixed("eval", eval_metrics), **prefixed("test", test_metrics),
                    "train_steps": self.completed_steps, "train_samples": len(splits["train"]),
                    "eval_samples": len(splits["validation"]), "test_samples": len(splits["test"])}
+        if self.best is not None:
+            results.update({"metric_for_best_model": self.best["metric"], "best_metric": self.best["value"],
+                            "best_epoch": self.best["epoch"], "best_step": self.best["step"],
+                            "best_model_restored": bool(self.args.load_best_model_at_end)})
         if self.args.with_tracking:
             acc.log({k: v for k, v in results.items() if isinstance(v, (int, float))}, step=self.completed_steps)
             acc.end_training()
@@ -259,10 +380,13 @@ def train(args: RawTrainingArguments, splits=None, callbacks: Sequence[TrainingC
             splits = load_splits(args)
     names = split_label_names(splits["train"], args.label_column)
     model = build_model(args, names)
+    class_weights, sample_weights = _class_balance(args, splits["train"], names)
     bs, eval_bs, workers = args.per_device_train_batch_size, args.per_device_eval_batch_size, args.dataloader_num_workers
-    loaders = {"train": make_loader(splits["train"], args.label_column, bs, True, args.seed, workers)}
+    where = {"num_workers": workers, "intensity": args.intensity, "device": accelerator.device}
+    loaders = {"train": make_loader(splits["train"], args.label_column, bs, True, args.seed, weights=sample_weights,
+                                    **where)}
     for name in ("validation", "test"):
-        loaders[name] = make_loader(splits[name], args.label_column, eval_bs, False, 0, workers)
+        loaders[name] = make_loader(splits[name], args.label_column, eval_bs, False, 0, **where)
     sampler = loaders["train"].batch_sampler
     optimizer = _optimizer(model, args)
     plan = _plan(args, len(splits["train"]), accelerator.num_processes)
@@ -274,10 +398,15 @@ def train(args: RawTrainingArguments, splits=None, callbacks: Sequence[TrainingC
     if args.with_tracking:
         accelerator.init_trackers(f"raw-{args.task}", {k: v for k, v in args.to_dict().items()
                                                         if isinstance(v, (int, float, str, bool))})
-    completed, start_epoch, skip = _resume(args, accelerator, plan)
+    completed, start_epoch, skip, state = _resume(args, accelerator, plan)
 
-    loop = _Loop(args, accelerator, model, optimizer, scheduler, loaders, sampler, names, plan, callbacks)
+    augmentation = DriftAugmentation.from_args(args)
+    if class_weights is not None:
+        class_weights = class_weights.to(accelerator.device)
+    loop = _Loop(args, accelerator, model, optimizer, scheduler, loaders, sampler, names, plan, callbacks,
+                 augmentation=augmentation, class_weights=class_weights)
     loop.completed_steps = completed
+    loop.history, loop.best, loop.best_state = state["history"], state["best"], state["best_state"]
     logger.info("training %s (%s) with ISP %s on %d %s images: %d steps of batch %d x %d accumulation x %d "
                 "process(es) on %s", type(accelerator.unwrap_model(model).model).__name__, args.model_name_or_path,
                 args.isp, len(splits["train"]), args.dataset, plan.max_steps, bs, args.gradient_accumulation_steps,

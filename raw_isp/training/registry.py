@@ -51,6 +51,15 @@ class TaskInfo:
         architecture_suffixes: ends of ``config.architectures`` entries that mark a saved model
             of this task (used only for folders saved before the task was recorded).
         default_dataset: the dataset a training script of this task uses by default.
+        main_metric: the metric (higher is better) that selects the best validation epoch
+            (``--metric_for_best_model``'s default) and that drift forensics scores by default:
+            macro-F1 for classification (the classes are imbalanced: accuracy rewards
+            predicting the frequent classes; it was accuracy before the class-balance options),
+            mean IoU for segmentation.
+        scalar_metrics: the single-number metrics of a validation pass (besides ``loss``, the
+            mean cross-entropy, and the per-class ones) that can select the best epoch.
+        per_class_metric: prefix of the per-class metrics, ``<prefix><class name>`` (e.g.
+            ``f1_NGS``, ``iou_car``).
     """
 
     name: str
@@ -60,11 +69,9 @@ class TaskInfo:
     dense: bool
     architecture_suffixes: tuple[str, ...]
     default_dataset: str
-
-    @property
-    def main_metric(self) -> str:
-        """The first headline metric (higher is better): accuracy or mean IoU."""
-        return self.headline_metrics[0]
+    main_metric: str
+    scalar_metrics: tuple[str, ...]
+    per_class_metric: str
 
     def auto_model_class(self) -> type:
         """The transformers Auto model class of the task (imports transformers)."""
@@ -120,6 +127,12 @@ class DatasetInfo:
         return getattr(self.module(), self.builder)
 
     @property
+    def sensor(self) -> str:
+        """The dataset's sensor model, a key of ``raw_isp.SENSORS`` (the camera's name): the one
+        that thins frames to a lower light level (``--train_intensities``)."""
+        return self.camera
+
+    @property
     def primary_task(self) -> str:
         """The task listed first (classification for Raw-Microscopy, segmentation for Raw-Drone)."""
         return next(iter(self.tasks))
@@ -144,6 +157,9 @@ TASKS: dict[str, TaskInfo] = {
         dense=False,
         architecture_suffixes=("ForImageClassification",),
         default_dataset="raw_microscopy",
+        main_metric="macro_f1",
+        scalar_metrics=("accuracy", "macro_f1", "f1"),
+        per_class_metric="f1_",
     ),
     "segmentation": TaskInfo(
         name="segmentation",
@@ -153,6 +169,9 @@ TASKS: dict[str, TaskInfo] = {
         dense=True,
         architecture_suffixes=("ForSemanticSegmentation",),
         default_dataset="raw_drone",
+        main_metric="mean_iou",
+        scalar_metrics=("mean_iou", "pixel_accuracy", "mean_accuracy", "overall_accuracy"),
+        per_class_metric="iou_",
     ),
 }
 

@@ -1,0 +1,164 @@
+"""Task-model presets (ViT, ResNet, SegFormer, UperNet-ResNet) built offline, Hub-style folders of
+those families as --model_name_or_path, and the exposure setting saved with a trained folder and
+replayed by load_raw_model and the saved processor."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+import raw_isp
+from raw_isp.models.modeling import MODEL_PRESETS, build_task_model, load_raw_model, save_raw_model
+from raw_isp.training import parse_training_args, train, write_outputs
+
+from test_training_balance import _splits
+
+LABELS = ["a", "b", "c"]
+
+
+@pytest.mark.parametrize("preset, task, arch, params", [
+    ("resnet-18", "classification", "ResNetForImageClassification", 11.18e6),
+    ("resnet-50", "classification", "ResNetForImageClassification", 23.51e6),
+    ("upernet-resnet18", "segmentation", "UperNetForSemanticSegmentation", None),
+])
+def test_cnn_presets_build_offline_and_train_a_step(preset, task, arch, params):
+    torch.manual_seed(0)
+    model = build_task_model(task, preset, LABELS).train()
+    assert type(model).__name__ == arch
+    n = sum(p.numel() for p in model.parameters())
+    if params is not None:
+        assert n == pytest.approx(params, rel=0.01)  # ResNet-18 11.2 M, ResNet-50 23.5 M with a 3-class head
+    if preset.startswith("upernet"):
+        backbone = model.config.backbone_config
+        assert (backbone.layer_type, backbone.depths, backbone.hidden_sizes) == ("basic", [2, 2, 2, 2], [64, 128, 256, 512])
+        assert not model.config.use_auxiliary_head
+    elif preset == "resnet-18":
+        assert (model.config.layer_type, model.config.depths) == ("basic", [2, 2, 2, 2])
+    else:
+        assert (model.config.layer_type, model.config.depths) == ("bottleneck", [3, 4, 6, 3])
+    # One optimiser step at a micro size (64x64, batch 2): the loss is finite and every weight moves.
+    pixels = torch.rand(2, 3, 64, 64)
+    labels = torch.randint(0, 3, (2, 64, 64) if task == "segmentation" else (2,))
+    before = {k: v.clone() for k, v in model.named_parameters()}
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    out = model(pixel_values=pixels, labels=labels)
+    assert torch.isfinite(out.loss)
+    out.loss.backward()
+    opt.step()
+    assert all(not torch.equal(before[k], v) for k, v in model.named_parameters() if v.grad is not None)
+    if task == "segmentation":
+        assert out.logits.shape == (2, 3, 64, 64)
+
+
+def test_presets_of_the_wrong_task_are_refused():
+    with pytest.raises(ValueError, match="'resnet-18' is a resnet model, not one for segmentation"):
+        build_task_model("segmentation", "resnet-18", LABELS)
+    with pytest.raises(ValueError, match="'upernet-micro' is a upernet model, not one for classification"):
+        build_task_model("classification", "upernet-micro", LABELS)
+    assert {"resnet-18", "resnet-50", "upernet-resnet18", "upernet-resnet50"} <= set(MODEL_PRESETS)
+
+
+@pytest.mark.parametrize("task, preset", [("classification", "resnet-micro"), ("segmentation", "upernet-micro")])
+def test_micro_cnn_presets_train_and_round_trip(task, preset, tmp_path):
+    from transformers import AutoImageProcessor, AutoModelForImageClassification, AutoModelForSemanticSegmentation
+
+    out = tmp_path / preset
+    splits = _splits() if task == "classification" else _mask_splits()
+    args = parse_training_args(task, ["--output_dir", str(out), "--model_name_or_path", preset, "--image_size", "64",
+                                      "--per_device_train_batch_size", "4", "--per_device_eval_batch_size", "4",
+                                      "--max_train_steps", "2", "--dataset", "raw_drone" if task == "segmentation"
+                                      else "raw_microscopy"])
+    result = train(args, splits=splits)
+    write_outputs(args, result)
+    model, info = load_raw_model(out)
+    assert info["task"] == task and type(model.model).__name__ == type(result.model.model).__name__
+    auto = (AutoModelForSemanticSegmentation if task == "segmentation" else AutoModelForImageClassification)
+    raws = torch.from_numpy((np.random.default_rng(0).random((2, 64, 64)) * 40000).astype(np.uint16))
+    processor = AutoImageProcessor.from_pretrained(out)
+    with torch.no_grad():
+        torch.testing.assert_close(auto.from_pretrained(out).eval()(**processor(raws)).logits, model(raws).logits,
+                                   atol=1e-5, rtol=1e-5)
+
+
+def _mask_splits(n=(8, 4, 4), size=64):
+    import datasets
+
+    rng = np.random.default_rng(1)
+    feats = datasets.Features({"image": raw_isp.data.arrow.raw_image_feature((size, size)),
+                               "mask": datasets.Array2D((size, size), "uint8"), "intensity": datasets.Value("float32")})
+
+    def make(k):
+        mask = np.zeros((k, size, size), dtype=np.uint8)
+        mask[:, 16:40, 20:44] = 1
+        img = (rng.random((k, size, size)) * 10000 + 5000 + 30000.0 * mask).astype(np.uint16)
+        return datasets.Dataset.from_dict({"image": img, "mask": mask, "intensity": [1.0] * k}, features=feats)
+
+    return datasets.DatasetDict(train=make(n[0]), validation=make(n[1]), test=make(n[2]))
+
+
+@pytest.mark.parametrize("task, family", [("classification", "resnet"), ("segmentation", "upernet")])
+def test_hub_style_folders_of_the_cnn_families_are_fine_tuned(task, family, tmp_path):
+    # The Hub is unreachable: random-init models saved with save_pretrained stand in for
+    # microsoft/resnet-50 (1000 ImageNet classes) and openmmlab/upernet-* (150 ADE20k classes).
+    from transformers import (ResNetConfig, ResNetForImageClassification, UperNetConfig,
+                              UperNetForSemanticSegmentation)
+
+    base = tmp_path / f"{family}-hub"
+    backbone = dict(layer_type="basic", depths=[1, 1, 1], hidden_sizes=[8, 16, 16], embedding_size=8)
+    if family == "resnet":
+        ResNetForImageClassification(ResNetConfig(**backbone, num_labels=1000)).save_pretrained(base)
+    else:  # with the auxiliary head of the Hub's UperNets (on the third stage)
+        config = UperNetConfig(backbone_config=ResNetConfig(**backbone, out_features=["stage1", "stage2", "stage3"]),
+                               hidden_size=16, pool_scales=[1, 2], auxiliary_in_channels=16, auxiliary_channels=8,
+                               num_labels=150)
+        UperNetForSemanticSegmentation(config).save_pretrained(base)
+    out = tmp_path / "out"
+    args = parse_training_args(task, ["--output_dir", str(out), "--model_name_or_path", str(base), "--image_size", "64",
+                                      "--per_device_train_batch_size", "4", "--per_device_eval_batch_size", "4",
+                                      "--max_train_steps", "1"] + (["--dataset", "raw_drone"] if task == "segmentation"
+                                                                   else []))
+    result = train(args, splits=_mask_splits() if task == "segmentation" else _splits())
+    write_outputs(args, result)
+    model, info = load_raw_model(out)
+    head = model.model.config.num_labels
+    assert head == 2 and info["task"] == task  # the 1000- or 150-class head was replaced
+    assert json.loads((out / "config.json").read_text())["model_type"] == family
+    with torch.no_grad():
+        logits = model(torch.from_numpy(np.full((1, 64, 64), 9000, dtype=np.uint16))).logits
+    assert logits.shape[1] == 2
+
+
+@pytest.mark.parametrize("isp", ["static:ma_s_me", "parametrized:bi_u_ga", "learned"])
+def test_the_exposure_setting_is_saved_and_replayed(isp, tmp_path):
+    from transformers import AutoImageProcessor, AutoModelForImageClassification
+
+    splits = _splits()
+    out = tmp_path / "run"
+    args = parse_training_args("classification", [
+        "--output_dir", str(out), "--model_name_or_path", "vit-micro", "--image_size", "64", "--isp", isp,
+        "--per_device_train_batch_size", "4", "--max_train_steps", "3", "--exposure", "metadata",
+        "--isp_learning_rate", "0.05", "--train_intensities", "1.0,0.25"])
+    result = train(args, splits=splits)
+    write_outputs(args, result)
+    trained = result.accelerator.unwrap_model(result.model)
+    model, info = load_raw_model(out)
+    assert info["exposure"] == "metadata"
+    raws = torch.from_numpy((np.random.default_rng(2).random((2, 64, 64)) * 40000 + 1000).astype(np.uint16))
+    intensity = torch.tensor([1.0, 0.25])
+    with torch.no_grad():
+        reloaded = model(raws, intensity=intensity).logits
+        torch.testing.assert_close(reloaded, trained.eval()(raws, intensity=intensity).logits)
+        with pytest.raises(ValueError, match="no intensity"):
+            model(raws)
+    if isp == "learned":
+        assert model.isp.to_dict()["exposure"] == "metadata"
+        return
+    if isp.startswith("parametrized"):
+        assert float(model.isp.exposure) != 0.0  # the learned log-gain (stops) was trained and reloaded
+        assert torch.equal(model.isp.exposure, trained.isp.exposure)
+    processor = AutoImageProcessor.from_pretrained(out)
+    auto = AutoModelForImageClassification.from_pretrained(out).eval()
+    assert processor.isp["exposure"] == "metadata"
+    with torch.no_grad():
+        torch.testing.assert_close(auto(**processor(raws, intensity=intensity)).logits, reloaded, atol=1e-4, rtol=1e-4)
