@@ -2,11 +2,13 @@
 
     registry      TASKS and DATASETS: Auto class, headline metrics, config, label column, camera, ...
     arguments     RawTrainingArguments (HfArgumentParser; saved as training_args.json), parse_training_args
-    data          load_splits, label_names, EpochBatchSampler, make_loader, flips (augmentation)
+    data          load_splits, label_names, EpochBatchSampler, make_loader, class_counts, balanced_weights,
+                  flips (augmentation)
+    augment       DriftAugmentation: light levels, ISP variants, corruptions drawn per batch
     evaluation    evaluate_views / evaluate_model (one pass, gather_for_metrics), prefixed metrics
     checkpoints   atomic step_<N> checkpoints, find_checkpoint
     callbacks     TrainingCallback (on_log, on_evaluate, on_checkpoint), MetricHistory
-    loop          build_model, train -> TrainResult
+    loop          build_model, task_loss, train -> TrainResult
     outputs       the output-folder rules, write_outputs
     card          the model card
     cli           main(task, argv): what train_classification.py / train_segmentation.py run
@@ -27,11 +29,12 @@ _EXPORTS = {
     "RawTrainingArguments": "arguments", "OptionError": "arguments", "TASK_DEFAULTS": "arguments",
     "TRAINING_ARGS_NAME": "arguments", "build_parser": "arguments", "parse_training_args": "arguments",
     "load_splits": "data", "label_names": "data", "EpochBatchSampler": "data", "make_loader": "data",
-    "flips": "data",
+    "flips": "data", "class_counts": "data", "balanced_weights": "data",
+    "DriftAugmentation": "augment",
     "evaluate_views": "evaluation", "evaluate_model": "evaluation", "prefixed": "evaluation",
     "find_checkpoint": "checkpoints", "save_checkpoint": "checkpoints",
     "TrainingCallback": "callbacks", "MetricHistory": "callbacks",
-    "build_model": "loop", "train": "loop", "TrainResult": "loop",
+    "build_model": "loop", "train": "loop", "TrainResult": "loop", "task_loss": "loop",
     "check_output_dir": "outputs", "prepare_output_dir": "outputs", "write_outputs": "outputs",
     "model_card": "card", "main": "cli",
 }  # fmt: skip
