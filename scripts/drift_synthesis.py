@@ -9,11 +9,23 @@ intensity; corruptions (:mod:`raw_isp.drift.corruptions`) are applied to the mod
 its training intensity.
 
     python scripts/drift_synthesis.py --model outputs/classification
-    python scripts/drift_synthesis.py --model outputs/classification --train_variants bi_s_ga,ma_u_me,me_s_me
+    python scripts/drift_synthesis.py --model outputs/classification --train_variants bi_s_ga,ma_u_me,me_s_me --seeds 42,1
+    python scripts/drift_synthesis.py --model outputs/plain --compare outputs/light outputs/isp_aug outputs/corrupt \
+        --labels none,light,isp,corruptions --seeds 42,1,2
+
+``--seeds``: each model folder is evaluated as it is and stands for its own training seed; every
+other seed listed trains one more model with that folder's settings (and the ``--train_variants``
+models are trained once per seed). ``--n_boot``: bootstrap resamples of the test images (one set
+for the whole report, so all differences are paired; 0: no intervals). ``--compare``: models
+trained differently on the same data, reported side by side on the same test images and views.
 
 Writes into ``--output_dir`` (default ``<model>/drift_synthesis``): ``drift_synthesis.csv`` (long
-format), ``drift_synthesis.json``, ``summary.md``, ``variant_intensity.png``,
-``corruptions.png`` and, with ``--train_variants``, ``train_test.png``.
+format, one row per model, seed, cell and metric, with that model's 95 % interval),
+``drift_synthesis_cells.csv`` (per cell over seeds: mean, sd, min-max, 95 % interval, and the
+difference from the training condition with its paired interval and the seed check),
+``drift_synthesis.json``, ``summary.md``, ``variant_intensity.png``, ``corruptions.png`` (cells
+beyond the noise hatched and starred), with ``--train_variants`` ``train_test.png``, and with
+``--compare`` ``compare_models.png``.
 """
 
 from __future__ import annotations
@@ -61,12 +73,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--train_variants", default=None,
                    help="train one model per variant (comma-separated, or 'all') with the model's training "
                    "settings and evaluate each on every test variant: the train x test matrix")
+    p.add_argument("--compare", nargs="+", default=[], metavar="FOLDER",
+                   help="training output folders of models trained differently on the same data, reported beside --model")
+    p.add_argument("--labels", default=None,
+                   help="comma-separated names of --model and the --compare models (default: 'model' alone, "
+                   "else the folder names)")
+    p.add_argument("--seeds", default=None,
+                   help="comma-separated training seeds; a folder stands for its own seed, each other seed trains "
+                   "one more model with its settings")
+    p.add_argument("--n_boot", type=int, default=1000,
+                   help="bootstrap resamples of the test images for the 95%% intervals (0: none)")
+    p.add_argument("--bootstrap_seed", type=int, default=0, help="seed of the bootstrap resamples")
     p.add_argument("--per_device_eval_batch_size", type=int, default=64)
     p.add_argument("--max_eval_samples", type=int, default=None, help="use only the first N test images per intensity")
     p.add_argument("--data_dir", default=None, help="override the model's data folder (a local copy of the real data)")
     p.add_argument("--cache_dir", default=None, help="override the model's datasets cache folder")
     p.add_argument("--output_dir", default=None, help="default: <model>/drift_synthesis")
-    p.add_argument("--seed", type=int, default=0, help="seed of the random corruptions")
+    p.add_argument("--seed", type=int, default=0, help="seed of the random corruptions (training seeds: --seeds)")
     p.add_argument("--mixed_precision", choices=("no", "bf16", "fp16"), default="no",
                    help="run the model under autocast (the ISP and the corruptions stay float32)")
     return p
@@ -99,6 +122,23 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
             args.train_variants = list(ISP_VARIANTS) if tv == "all" else _csv_list(tv, ISP_VARIANTS, "variant")
         except argparse.ArgumentTypeError as err:
             parser.error(f"--train_variants: {err}")
+    for folder in args.compare:
+        if not (Path(folder) / TRAINING_ARGS_NAME).is_file() or not (Path(folder) / "isp_config.json").is_file():
+            parser.error(f"--compare {folder}: not a training output folder (no {TRAINING_ARGS_NAME} / isp_config.json)")
+    if args.labels is not None:
+        args.labels = [v.strip() for v in args.labels.split(",")]
+        if len(args.labels) != 1 + len(args.compare):
+            parser.error(f"--labels: give {1 + len(args.compare)} names (--model and each --compare folder), "
+                         f"got {len(args.labels)}")
+    if args.seeds is not None:
+        try:
+            args.seeds = list(dict.fromkeys(int(v) for v in args.seeds.split(",") if v.strip()))
+        except ValueError:
+            parser.error(f"--seeds: expected comma-separated integers, got {args.seeds!r}")
+        if not args.seeds:
+            parser.error("--seeds: give at least one seed")
+    if args.n_boot < 0:
+        parser.error(f"--n_boot must be 0 (no intervals) or positive, got {args.n_boot}")
     for name in ("per_device_eval_batch_size", "max_eval_samples"):
         value = getattr(args, name)
         if value is not None and value <= 0:
@@ -112,7 +152,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         report = synthesize(args.model, args.output_dir, split=args.split, variants=args.variants,
                             intensities=args.intensities, corruptions=args.corruptions, severities=args.severities,
-                            train_variants=args.train_variants, batch_size=args.per_device_eval_batch_size,
+                            train_variants=args.train_variants, compare=args.compare, labels=args.labels,
+                            seeds=args.seeds, n_boot=args.n_boot, bootstrap_seed=args.bootstrap_seed,
+                            batch_size=args.per_device_eval_batch_size,
                             max_eval_samples=args.max_eval_samples, data_dir=args.data_dir, cache_dir=args.cache_dir,
                             seed=args.seed, mixed_precision=args.mixed_precision)
     except OptionError as err:
@@ -120,8 +162,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if report["is_main_process"]:
         print(report["text"])
-        print(f"wrote {report['output_dir']}/ (drift_synthesis.csv, drift_synthesis.json, summary.md, "
-              f"{', '.join(report['files'])})")
+        print(f"wrote {report['output_dir']}/ (drift_synthesis.csv, drift_synthesis_cells.csv, drift_synthesis.json, "
+              f"summary.md, {', '.join(report['files'])})")
     return 0
 
 

@@ -4,11 +4,12 @@ model and tiny synthetic data."""
 import csv
 import json
 
+import numpy as np
 import pytest
 
 import raw_isp
 from raw_isp.drift.corruptions import CORRUPTIONS
-from raw_isp.drift.synthesis import FIELDS, summarise, synthesize
+from raw_isp.drift.synthesis import CELL_FIELDS, FIELDS, summarise, synthesize
 from raw_isp.training.cli import main as train_main
 
 
@@ -127,3 +128,115 @@ def test_not_a_model_folder(drift_synthesis, tmp_path, capsys):
     with pytest.raises(SystemExit):
         drift_synthesis.parse_args(["--model", str(tmp_path)])
     assert "not a training output folder" in capsys.readouterr().err
+
+
+@pytest.fixture(scope="module")
+def trained_plain(trained):
+    # A second condition on the same data: no flips, another ISP.
+    out = trained.parent / "plain"
+    assert train_main("classification", ["--output_dir", str(out), "--cache_dir", str(trained.parent / "cache"),
+                                         "--num_examples", "60", "--model_name_or_path", "vit-micro",
+                                         "--max_train_steps", "2", "--per_device_train_batch_size", "8",
+                                         "--max_eval_samples", "4", "--isp", "static:bi_s_ga", "--augment", "none"]) == 0
+    return out
+
+
+def test_seeds_comparison_and_intervals(trained, trained_plain, tmp_path):
+    out = tmp_path / "cmp"
+    report = synthesize(trained, out, intensities=[1.0, 0.05], variants=["ma_u_ga", "me_s_me"],
+                        corruptions=["gaussian_noise"], severities=[1, 3], compare=[trained_plain],
+                        labels=["flips", "plain"], seeds=[42, 7], n_boot=200)
+    rows = read_rows(out)
+    assert list(rows[0]) == list(FIELDS)
+    assert {(r["model"], r["seed"]) for r in rows} == {(m, s) for m in ("flips", "plain") for s in ("42", "7")}
+    for m in ("flips", "plain"):  # the folder stands for seed 42; seed 7 was trained with its settings
+        args = json.loads((out / "models" / f"{m}-seed7" / "training_args.json").read_text())
+        assert args["seed"] == 7 and args["isp"] == {"flips": "static:ma_u_ga", "plain": "static:bi_s_ga"}[m]
+    acc = [r for r in rows if r["metric"] == "accuracy"]
+    assert all(float(r["ci_low"]) <= float(r["value"]) <= float(r["ci_high"]) for r in acc)
+    assert all(r["ci_low"] == "" for r in rows if r["metric"] == "loss")
+
+    with open(out / "drift_synthesis_cells.csv") as fh:
+        cells = list(csv.DictReader(fh))
+    assert list(cells[0]) == list(CELL_FIELDS)
+    per_seed = {}
+    for r in acc:
+        per_seed.setdefault((r["model"], r["test_variant"], r["intensity"], r["corruption"], r["severity"]), []).append(
+            float(r["value"]))
+    means = {}
+    for c in (c for c in cells if c["metric"] == "accuracy"):
+        key = (c["model"], c["test_variant"], c["intensity"], c["corruption"], c["severity"])
+        values = per_seed[key]
+        assert c["n_seeds"] == "2" and float(c["mean"]) == pytest.approx(np.mean(values))
+        assert (float(c["min"]), float(c["max"])) == (min(values), max(values))
+        assert float(c["ci_low"]) <= float(c["mean"]) <= float(c["ci_high"])
+        means[key] = float(c["mean"])
+    by_key = {(c["model"], c["test_variant"], c["intensity"], c["corruption"], c["severity"]): c
+              for c in cells if c["metric"] == "accuracy"}
+    for key, c in by_key.items():
+        ref = (key[0], "model", "1.0", "", "")
+        if key == ref:
+            assert c["reference"] == "" and c["diff"] == ""
+            continue
+        assert c["reference"] == "model at 1" and float(c["diff"]) == pytest.approx(means[key] - means[ref])
+        assert float(c["diff_ci_low"]) <= float(c["diff"]) <= float(c["diff_ci_high"])
+        assert c["exceeds_seed_spread"] in ("True", "False")
+    # A static model's own variant is its own view: the paired difference is exactly 0, image by image.
+    same = by_key[("flips", "ma_u_ga", "1.0", "", "")]
+    assert (float(same["diff"]), float(same["diff_ci_low"]), float(same["diff_ci_high"])) == (0.0, 0.0, 0.0)
+    assert same["diff_excludes_zero"] == "False" and same["exceeds_seed_spread"] == "False"
+
+    summary = json.loads((out / "drift_synthesis.json").read_text())["summary"]  # strict JSON
+    assert set(summary["models"]) == {"flips", "plain"} and summary["comparison"]["reference"] == "flips"
+    plain = summary["models"]["plain"]
+    assert set(plain["by_intensity"]) == {"1.0", "0.05"}
+    assert plain["isp_drop"]["cells"] == 2 and summary["models"]["flips"]["isp_drop"]["cells"] == 1
+    assert plain["drop_ratio"]["study"] == [4.0, 10.0]
+    vs = summary["comparison"]["models"]["plain"]["by_intensity"]["1.0"]
+    assert vs["diff"] == pytest.approx(means[("plain", "model", "1.0", "", "")] - means[("flips", "model", "1.0", "", "")])
+    assert {"compare_models.png", "variant_intensity.png", "corruptions.png"} <= set(report["files"])
+    md = (out / "summary.md").read_text()
+    assert "percentile bootstrap over the test images (200 resamples" in md and "| plain | gaussian_noise 3 | 1 |" in md
+    assert "plain vs flips (own view, same test images)" in report["text"]
+
+
+def test_compared_models_must_share_the_test_data(trained, tmp_path):
+    from raw_isp.training.arguments import OptionError
+
+    other = tmp_path / "other"
+    other.mkdir()
+    args = json.loads((trained / "training_args.json").read_text())
+    (other / "training_args.json").write_text(json.dumps({**args, "num_examples": 50}))
+    with pytest.raises(OptionError, match="trained on other data .*num_examples=50 vs 60"):
+        synthesize(trained, tmp_path / "r", compare=[other], max_eval_samples=4)
+    for labels, message in ((["a b", "c"], "must be letters"), (["a", "a"], "must differ"),
+                            (["bi_s_ga", "c"], "not an ISP variant"), (["a"], "1 labels for 2 models")):
+        with pytest.raises(OptionError, match=message):
+            synthesize(trained, tmp_path / "r", compare=[trained], labels=labels, max_eval_samples=4)
+    assert not (tmp_path / "r").exists()
+
+
+def test_variants_take_the_models_exposure_and_each_batchs_intensity(trained):
+    # A model whose ISP applies gain 1 / intensity: its own variant, rebuilt by the grid, must
+    # develop every batch exactly as the model does, at full and at low light.
+    from accelerate import Accelerator
+
+    from raw_isp.drift.synthesis import evaluate_grid, load_by_intensity, training_settings
+    from raw_isp.isp.config import CameraPreset
+    from raw_isp.models.modeling import load_raw_model
+
+    model, info = load_raw_model(trained)
+    camera = CameraPreset.parse(info["camera"])
+    exposed = model.with_isp(raw_isp.StaticISP("ma_u_ga", camera=camera, exposure="metadata"))
+    data = load_by_intensity(training_settings(trained, max_eval_samples=4), "test", [1.0, 0.05])
+    names = model.model.config.id2label
+    names = [names[i] for i in range(len(names))]
+    samples = {}
+    acc = Accelerator(cpu=True)
+    rows = evaluate_grid(exposed, data, acc, "classification", names, ["ma_u_ga"], camera, 8, samples=samples)
+    loss = {(r["test_variant"], r["intensity"]): r["value"] for r in rows if r["metric"] == "loss"}
+    for r in (1.0, 0.05):
+        assert loss[("ma_u_ga", r)] == loss[("model", r)]
+        np.testing.assert_array_equal(samples[("ma_u_ga", r, "", "")], samples[("model", r, "", "")])
+    plain = evaluate_grid(model, {0.05: data[0.05]}, acc, "classification", names, ["ma_u_ga"], camera, 8)
+    assert [r["value"] for r in plain if r["metric"] == "loss"][0] != loss[("model", 0.05)]  # the gain mattered

@@ -7,13 +7,15 @@ holds anything the tool does not write is refused before any work (:func:`check_
 from __future__ import annotations
 
 import csv
+import json
+import math
 import os
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
 from ..training.arguments import OptionError
 
-__all__ = ["check_report_dir", "write_csv"]
+__all__ = ["check_report_dir", "write_csv", "write_json", "plain_json"]
 
 
 def check_report_dir(path: str | os.PathLike, own: Iterable[str], option: str = "--output_dir") -> None:
@@ -31,8 +33,29 @@ def check_report_dir(path: str | os.PathLike, own: Iterable[str], option: str = 
 
 
 def write_csv(path: str | os.PathLike, rows: Sequence[dict[str, Any]], fields: Sequence[str]) -> None:
-    """``rows`` as a CSV table with the columns ``fields``; None becomes an empty cell."""
+    """``rows`` as a CSV table with the columns ``fields``; None becomes an empty cell, an
+    infinite number ``inf`` / ``-inf``."""
     with open(path, "w", newline="") as fh:
         writer = csv.DictWriter(fh, fieldnames=list(fields))
         writer.writeheader()
         writer.writerows({k: ("" if v is None else v) for k, v in row.items()} for row in rows)
+
+
+def plain_json(value: Any) -> Any:
+    """``value`` with only strict JSON in it: numpy scalars and arrays as numbers and lists, NaN
+    as None, infinities as the strings ``"inf"`` / ``"-inf"`` (an interval without an upper
+    bound), tuples as lists."""
+    if isinstance(value, dict):
+        return {str(k): plain_json(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [plain_json(v) for v in value]
+    if hasattr(value, "tolist"):  # numpy scalar or array
+        return plain_json(value.tolist())
+    if isinstance(value, float) and not math.isfinite(value):
+        return None if math.isnan(value) else ("inf" if value > 0 else "-inf")
+    return value
+
+
+def write_json(path: str | os.PathLike, value: Any) -> None:
+    """``value`` as strict JSON (:func:`plain_json`), one key per line at the top level."""
+    Path(path).write_text(json.dumps(plain_json(value), indent=1, allow_nan=False) + "\n")
