@@ -2,14 +2,16 @@
 """Drift optimisation: train with a static, the parametrized and the learned ISP at low light and
 compare their validation curves (:mod:`raw_isp.drift.optimization`).
 
-One model is trained per (ISP, intensity) with the training scripts' own loop, evaluated on the
-validation split after every epoch; each model is saved as the training scripts save it, under
-``<output_dir>/runs/<isp>_i<intensity>/``. Every option of the training scripts passes through
-(``--model_name_or_path``, ``--data_dir``, ``--num_train_epochs``, ``--overwrite_output_dir``,
-...), except ``--isp`` and ``--intensity``, which this script sets per run. Examples::
+One model is trained per (ISP, intensity, seed) with the training scripts' own loop, evaluated on
+the validation split after every epoch; each model is saved as the training scripts save it, under
+``<output_dir>/runs/<isp>_i<intensity>/`` (``..._s<seed>/`` with ``--seeds``). Every option of the
+training scripts passes through (``--model_name_or_path``, ``--data_dir``, ``--num_train_epochs``,
+``--overwrite_output_dir``, ...), except ``--isp`` and ``--intensity`` (and ``--seed`` with
+``--seeds``), which this script sets per run. Examples::
 
     python scripts/drift_optimization.py
     python scripts/drift_optimization.py --intensities 0.01,0.05,1 --isps static:ma_s_me,parametrized:ma_s_me,learned
+    python scripts/drift_optimization.py --seeds 0,1,2 --n_boot 1000
     python scripts/drift_optimization.py --task segmentation --num_train_epochs 2
     python scripts/drift_optimization.py --data_dir /data/raw-microscopy --full
 
@@ -17,9 +19,12 @@ The default per-run budget is small (``raw_isp.drift.optimization.QUICK_DEFAULTS
 classification: the first 192 training images, 4 epochs of batch 16 = 48 steps, 64 validation
 images) so that the default command finishes in a few minutes on 2 CPU cores; ``--full`` trains
 with the training scripts' own defaults instead, and any training option given on the command
-line overrides either. Writes ``drift_optimization.csv`` (isp, intensity, step, metric, value),
-``drift_optimization.json``, ``drift_optimization.md`` (final and best validation metric per run)
-and ``drift_optimization.png`` (one panel per intensity, one curve per ISP).
+line overrides either. Writes ``drift_optimization.csv`` (isp, intensity, seed, step, metric,
+value), ``drift_optimization.json``, ``drift_optimization.md`` (final and best validation metric
+per run; per ISP and intensity the mean, sd and min-max over seeds, the test metric's 95 %
+bootstrap interval over the test images, and the difference from the first ISP with whether it
+exceeds the test-image noise and the seed spread) and ``drift_optimization.png`` (one panel per
+intensity, one curve per ISP: the mean over seeds with a min-max band).
 """
 
 from __future__ import annotations
@@ -54,6 +59,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--output_dir", default="outputs/drift_optimization")
     p.add_argument("--full", action="store_true",
                    help="train with the training scripts' defaults instead of the quick per-run budget")
+    p.add_argument("--seeds", default=None,
+                   help="comma-separated training seeds: one model per ISP, intensity and seed (default: --seed alone)")
+    p.add_argument("--n_boot", type=int, default=1000,
+                   help="bootstrap resamples of the test images for the 95%% intervals (0: none)")
+    p.add_argument("--bootstrap_seed", type=int, default=0, help="seed of the bootstrap resamples")
     return p
 
 
@@ -87,6 +97,16 @@ def parse_args(argv: list[str] | None = None):
         if name in RESERVED:
             parser.error(f"{token.split('=', 1)[0]}: this script sets --isp and --intensity per run; "
                          "use --isps and --intensities")
+        if name == "--seed" and args.seeds is not None:
+            parser.error("--seed: give the training seeds with --seeds alone")
+    seeds = None
+    if args.seeds is not None:
+        try:
+            seeds = [int(s) for s in _split_list(args.seeds, "--seeds")]
+        except ValueError:
+            parser.error(f"--seeds: expected comma-separated integers, got {args.seeds!r}")
+    if args.n_boot < 0:
+        parser.error(f"--n_boot must be 0 (no intervals) or positive, got {args.n_boot}")
     try:
         isps = [str(parse_isp(s)) for s in _split_list(args.isps, "--isps")]
     except ValueError as err:
@@ -97,7 +117,7 @@ def parse_args(argv: list[str] | None = None):
         parser.error(str(err))
     base = parse_training_args(args.task, rest, **({} if args.full else QUICK_DEFAULTS[args.task]))
     try:
-        runs = plan_runs(base, isps, intensities, args.output_dir)
+        runs = plan_runs(base, isps, intensities, args.output_dir, seeds)
     except OptionError as err:
         parser.error(str(err))
     return args, base, runs
@@ -113,10 +133,12 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if not is_main:
         return 0
-    summary = write_report(args.output_dir, base, records, time.perf_counter() - start)
+    summary = write_report(args.output_dir, base, records, time.perf_counter() - start, args.n_boot,
+                           args.bootstrap_seed)
+    mean = " (mean over seeds)" if len(summary["seeds"]) > 1 else ""
     for intensity in summary["intensities"]:
         b = summary["best_per_intensity"][repr(intensity)]
-        print(f"intensity {intensity:g}: best final validation {summary['metric']} {b['value']:.4f} with {b['isp']}")
+        print(f"intensity {intensity:g}: best final validation {summary['metric']} {b['value']:.4f} with {b['isp']}{mean}")
     print(f"wrote {args.output_dir}/ (drift_optimization.csv, .json, .md, .png; models in runs/) "
           f"in {summary['seconds']:.1f} s")
     return 0

@@ -5,6 +5,7 @@ import csv
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from raw_isp.training import RawTrainingArguments
@@ -34,7 +35,8 @@ def test_end_to_end_writes_curves_for_every_run(drift_optimization, tmp_path, ca
         assert (out / name).is_file() and (out / name).stat().st_size > 0, name
     with open(out / "drift_optimization.csv") as fh:
         rows = list(csv.DictReader(fh))
-    assert list(rows[0]) == ["isp", "intensity", "step", "metric", "value"]
+    assert list(rows[0]) == ["isp", "intensity", "seed", "step", "metric", "value"]
+    assert {r["seed"] for r in rows} == {"42"}  # the training default, one model per (ISP, intensity)
     expected = {(isp, intensity, step, metric) for isp in ISPS for intensity in (0.01, 0.05) for step in (2, 4)
                 for metric in ("accuracy", "macro_f1", "loss")}
     got = [(r["isp"], float(r["intensity"]), int(r["step"]), r["metric"]) for r in rows]
@@ -78,6 +80,9 @@ def test_end_to_end_writes_curves_for_every_run(drift_optimization, tmp_path, ca
     (["--num_train_epochs", "0"], "--num_train_epochs must be a positive integer"),
     (["--task", "segmentation", "--dataset", "raw_microscopy"], "Raw-Microscopy has no segmentation task"),
     (["--no_such_option", "1"], "--no_such_option"),
+    (["--seeds", "0,1", "--seed", "3"], "--seed: give the training seeds with --seeds alone"),
+    (["--seeds", "0,x"], "--seeds: expected comma-separated integers"),
+    (["--n_boot", "-1"], "--n_boot must be 0 (no intervals) or positive"),
 ])
 def test_bad_arguments_fail_before_training(drift_optimization, tmp_path, capsys, argv, message):
     out = tmp_path / "out"
@@ -100,3 +105,43 @@ def test_quick_budget_full_budget_and_overrides(drift_optimization, tmp_path):
         None, defaults.num_train_epochs, defaults.per_device_train_batch_size)
     _, _, [mine] = drift_optimization.parse_args([*common, "--num_train_epochs", "7"])
     assert (mine.args.max_train_samples, mine.args.num_train_epochs) == (192, 7)
+
+
+def test_seeds_give_spread_intervals_and_differences(drift_optimization, tmp_path, capsys):
+    out = tmp_path / "seeds"
+    argv = ["--output_dir", str(out), "--cache_dir", str(tmp_path / "hf_cache"), *TINY, "--max_train_steps", "2",
+            "--isps", "static:bi_s_ga,parametrized:bi_s_ga", "--intensities", "0.05", "--seeds", "0,1",
+            "--n_boot", "200"]
+    assert drift_optimization.main(argv) == 0
+    assert "intensity 0.05: best final validation accuracy" in capsys.readouterr().out
+    with open(out / "drift_optimization.csv") as fh:
+        assert {r["seed"] for r in csv.DictReader(fh)} == {"0", "1"}
+    summary = json.loads((out / "drift_optimization.json").read_text())
+    assert summary["seeds"] == [0, 1] and summary["n_boot"] == 200
+    runs = {(r["isp"], r["seed"]): r for r in summary["runs"]}
+    for (isp, seed), run in runs.items():
+        folder = Path(run["output_dir"])
+        assert folder.name == f"{isp.replace(':', '-')}_i0.05_s{seed}"
+        assert json.loads((folder / "training_args.json").read_text())["seed"] == seed
+        assert "test_confusions" not in run
+        # The extra per-image pass scores the saved model exactly as the training's own test evaluation.
+        ti = run["test_interval"]["accuracy"]
+        assert ti["value"] == pytest.approx(run["test"]["accuracy"]) and ti["ci_low"] <= ti["value"] <= ti["ci_high"]
+    first, second = summary["cells"]
+    assert (first["isp"], second["isp"]) == ("static:bi_s_ga", "parametrized:bi_s_ga") and "vs_first" not in first
+    for cell in (first, second):
+        finals = [runs[(cell["isp"], s)]["final"]["accuracy"] for s in (0, 1)]
+        tests = [runs[(cell["isp"], s)]["test"]["accuracy"] for s in (0, 1)]
+        assert cell["final"]["accuracy"]["mean"] == pytest.approx(np.mean(finals))
+        assert cell["final"]["accuracy"]["sd"] == pytest.approx(np.std(finals, ddof=1))
+        t = cell["test"]["accuracy"]
+        assert t["mean"] == pytest.approx(np.mean(tests)) and t["ci_low"] <= t["mean"] <= t["ci_high"]
+    vs = second["vs_first"]
+    assert vs["isp"] == "static:bi_s_ga"
+    assert vs["test"]["accuracy"]["diff"] == pytest.approx(second["test"]["accuracy"]["mean"]
+                                                           - first["test"]["accuracy"]["mean"])
+    assert vs["final"]["accuracy"]["diff_ci_low"] is None  # no per-image validation scores: seeds only
+    assert isinstance(vs["test"]["accuracy"]["exceeds_seed_spread"], bool)
+    md = (out / "drift_optimization.md").read_text()
+    assert "## Per ISP and intensity (mean \u00b1 sd (min to max) over seeds; 95% CI" in md
+    assert "| parametrized:bi_s_ga | 0.05 |" in md

@@ -1,12 +1,19 @@
-"""Drift optimisation: one model per (ISP, light intensity), trained by the training loop with
-validation after every epoch, and the report comparing their validation curves.
+"""Drift optimisation: one model per (ISP, light intensity, seed), trained by the training loop
+with validation after every epoch, and the report comparing their validation curves.
 
     plan_runs           the training settings of every run (RawTrainingArguments), checked up front
-    train_runs          train and save each run (its history recorded by a MetricHistory callback)
+    train_runs          train and save each run (its history recorded by a MetricHistory callback,
+                        its test images' confusion matrices kept for intervals)
     summarise_history   final and best validation entries of a run
+    summarise_cells     per (ISP, intensity): spread over seeds, bootstrap intervals of the test
+                        metric, and the difference from the first ISP at the same intensity
     write_report        drift_optimization.csv / .json / .md / .png
 
-Each model is saved as the training scripts save it, under ``<output_dir>/runs/<isp>_i<intensity>/``.
+Each model is saved as the training scripts save it, under ``<output_dir>/runs/<isp>_i<intensity>/``
+(``..._s<seed>/`` with ``seeds``). Statistics: :mod:`raw_isp.drift.statistics`; the test images of
+one intensity are resampled once for every run at that intensity, so differences between ISPs are
+paired image by image, and "beyond the seed spread" means that the two ISPs' ranges over seeds do
+not overlap.
 """
 
 from __future__ import annotations
@@ -18,11 +25,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
+import numpy as np
+
+from ..metrics.bootstrap import LEVEL, N_BOOT, metric_function, percentile_interval, resample_indices
 from ..training.arguments import RawTrainingArguments
 from ..training.callbacks import MetricHistory
 from ..training.outputs import check_output_dir
 from .plots import plot_curves
-from .reports import check_report_dir, write_csv
+from .reports import check_report_dir, write_csv, write_json
+from .statistics import cell_values, describe, difference, seed_values
 
 __all__ = [
     "QUICK_DEFAULTS",
@@ -32,6 +43,7 @@ __all__ = [
     "plan_runs",
     "train_runs",
     "summarise_history",
+    "summarise_cells",
     "write_report",
 ]
 
@@ -45,34 +57,44 @@ QUICK_DEFAULTS: dict[str, dict[str, Any]] = {
 }
 REPORT_FILES = ("drift_optimization.csv", "drift_optimization.json", "drift_optimization.md",
                 "drift_optimization.png", "runs")
+#: Columns of ``drift_optimization.csv`` (the validation history, one value per row).
+FIELDS = ("isp", "intensity", "seed", "step", "metric", "value")
 
 
 @dataclass(frozen=True)
 class OptimizationRun:
-    """One model of the comparison: its ISP spec, training intensity and full training settings."""
+    """One model of the comparison: its ISP spec, training intensity, full training settings and
+    seed (``args.seed``)."""
 
     isp: str
     intensity: float
     args: RawTrainingArguments
 
+    @property
+    def seed(self) -> int:
+        return self.args.seed
 
-def run_tag(isp: str, intensity: float) -> str:
-    """Folder name of a run: ``static-bi_s_ga_i0.05``."""
-    return f"{isp.replace(':', '-')}_i{intensity:g}"
+
+def run_tag(isp: str, intensity: float, seed: int | None = None) -> str:
+    """Folder name of a run: ``static-bi_s_ga_i0.05`` (``static-bi_s_ga_i0.05_s1`` with a seed)."""
+    return f"{isp.replace(':', '-')}_i{intensity:g}" + ("" if seed is None else f"_s{seed}")
 
 
 def plan_runs(base: RawTrainingArguments, isps: Sequence[str], intensities: Sequence[float],
-              output_dir: str | Path) -> list[OptimizationRun]:
-    """Every (intensity, ISP) run: ``base`` with the run's ISP, intensity and folder
-    (``<output_dir>/runs/<tag>``). Checks each setting and each run folder before any training
+              output_dir: str | Path, seeds: Sequence[int] | None = None) -> list[OptimizationRun]:
+    """Every (intensity, ISP, seed) run: ``base`` with the run's ISP, intensity, seed and folder
+    (``<output_dir>/runs/<tag>``; ``seeds`` None: ``base.seed`` alone, tags without a seed).
+    Checks each setting and each run folder before any training
     (:class:`~raw_isp.training.arguments.OptionError` naming the problem)."""
     check_report_dir(output_dir, REPORT_FILES)
     runs = []
     for intensity in intensities:
         for isp in isps:
-            args = dataclasses.replace(base, isp=isp, intensity=intensity,
-                                       output_dir=str(Path(output_dir) / "runs" / run_tag(isp, intensity)))
-            runs.append(OptimizationRun(args.isp, args.intensity, args))
+            for seed in (list(dict.fromkeys(seeds)) if seeds else [None]):
+                args = dataclasses.replace(base, isp=isp, intensity=intensity,
+                                           seed=base.seed if seed is None else seed,
+                                           output_dir=str(Path(output_dir) / "runs" / run_tag(isp, intensity, seed)))
+                runs.append(OptimizationRun(args.isp, args.intensity, args))
     for run in runs:
         check_output_dir(run.args)
     return runs
@@ -86,9 +108,12 @@ def summarise_history(history: list[dict[str, Any]], metric: str) -> tuple[dict[
 
 def train_runs(runs: Sequence[OptimizationRun], log=print) -> tuple[list[dict[str, Any]], bool]:
     """Train, validate after every epoch and save each run (one intensity's data in memory at a
-    time). Returns one record per run (``isp``, ``intensity``, ``output_dir``, ``history``,
-    ``final``, ``best``, ``test``, ``seconds``, sample counts) and whether this is the main process."""
+    time). Returns one record per run (``isp``, ``intensity``, ``seed``, ``output_dir``,
+    ``history``, ``final``, ``best``, ``test``, ``seconds``, sample counts, and
+    ``test_confusions``: the saved model's confusion matrix of each test image, ``(n, K, K)``)
+    and whether this is the main process."""
     from ..training.data import load_splits
+    from ..training.evaluation import evaluate_views_per_sample
     from ..training.loop import train
     from ..training.outputs import write_outputs
 
@@ -105,69 +130,186 @@ def train_runs(runs: Sequence[OptimizationRun], log=print) -> tuple[list[dict[st
         result = train(args, splits=splits, callbacks=[recorder], evaluate_each_epoch=True)
         write_outputs(args, result)
         seconds = time.perf_counter() - t0
-        is_main = result.accelerator.is_main_process
+        acc = result.accelerator
+        net = acc.unwrap_model(result.model)
+        _, confusions = evaluate_views_per_sample(result.model, result.loaders["test"], acc, args.task,
+                                                  result.label_names, {"model": net.pixel_values})
+        is_main = acc.is_main_process
         main_metric = args.headline_metrics[0]
         final, best = summarise_history(recorder.history, main_metric)
-        records.append({"isp": run.isp, "intensity": run.intensity, "output_dir": args.output_dir,
+        records.append({"isp": run.isp, "intensity": run.intensity, "seed": run.seed, "output_dir": args.output_dir,
                         "history": recorder.history, "final": final, "best": best,
                         "test": {k: result.results[f"test_{k}"] for k in metrics if f"test_{k}" in result.results},
                         "seconds": seconds, "train_samples": result.results["train_samples"],
-                        "eval_samples": result.results["eval_samples"]})
+                        "eval_samples": result.results["eval_samples"], "test_confusions": confusions["model"],
+                        "label_names": result.label_names})
         if is_main:
-            log(f"{run.isp:<24} intensity {run.intensity:<5g} validation {main_metric} final {final[main_metric]:.4f} "
-                f"(step {final['step']}), best {best[main_metric]:.4f} (step {best['step']}); {seconds:.1f} s")
+            log(f"{run.isp:<24} intensity {run.intensity:<5g} seed {run.seed:<4d} validation {main_metric} final "
+                f"{final[main_metric]:.4f} (step {final['step']}), best {best[main_metric]:.4f} (step {best['step']}); "
+                f"{seconds:.1f} s")
     return records, is_main
+
+
+def summarise_cells(records: list[dict[str, Any]], task: str, metrics: Sequence[str], n_boot: int = N_BOOT,
+                    bootstrap_seed: int = 0, level: float = LEVEL) -> list[dict[str, Any]]:
+    """One entry per (ISP, intensity), in the runs' order, over its seeds.
+
+    Each entry: ``isp``, ``intensity``, ``seeds``; ``final`` / ``best``: :func:`describe` of the
+    final and the best validation value of each metric over seeds (no interval: the validation
+    images are not kept per image); ``test``: :func:`describe` of each metric of the saved models
+    on the test images, with the 95 % percentile-bootstrap interval of the seed mean; and, for
+    every ISP but the first at that intensity, ``vs_first``: :func:`difference` from the first
+    ISP of the final validation metric (seed ranges) and of the test metric (paired over the test
+    images, seed ranges). Fills each record's ``test_interval`` (its own bootstrap interval).
+    The resamples of an intensity's test images (``n_boot`` from ``bootstrap_seed``; 0: none)
+    are shared by every run at that intensity.
+    """
+    names = records[0]["label_names"]
+    fns = {m: f for m in metrics if (f := _metric(task, m, names)) is not None}
+    indices: dict[int, np.ndarray | None] = {}
+    groups: dict[tuple[str, float], list[dict[str, Any]]] = {}
+    for r in records:
+        groups.setdefault((r["isp"], r["intensity"]), []).append(r)
+    cells, tests = [], {}
+    for (isp, intensity), runs in groups.items():
+        n = runs[0]["test_confusions"].shape[0]
+        if n not in indices:
+            indices[n] = resample_indices(n, n_boot, bootstrap_seed) if n_boot else None
+        test = {m: cell_values([r["test_confusions"] for r in runs], fn, indices[n]) for m, fn in fns.items()}
+        for i, r in enumerate(runs):
+            r["test_interval"] = {m: {"value": float(c.values[i]),
+                                      **({"ci_low": None, "ci_high": None} if c.resampled is None else
+                                         dict(zip(("ci_low", "ci_high"), _bounds(c, i, level))))}
+                                  for m, c in test.items()}
+        tests[(isp, intensity)] = test
+        cells.append({"isp": isp, "intensity": intensity, "seeds": [r["seed"] for r in runs],
+                      "final": {m: describe(seed_values([r["final"][m] for r in runs if m in r["final"]]))
+                                for m in metrics if all(m in r["final"] for r in runs)},
+                      "best": {m: describe(seed_values([r["best"][m] for r in runs if m in r["best"]]))
+                               for m in metrics if all(m in r["best"] for r in runs)},
+                      "test": {m: describe(c, level) for m, c in test.items()}})
+    first: dict[float, dict[str, Any]] = {}
+    for cell in cells:
+        ref = first.setdefault(cell["intensity"], cell)
+        if ref is cell:
+            continue
+        key, ref_key = (cell["isp"], cell["intensity"]), (ref["isp"], ref["intensity"])
+        runs, ref_runs = groups[key], groups[ref_key]
+        vs = {"isp": ref["isp"], "final": {}, "test": {}}
+        for m in cell["final"]:
+            if m in ref["final"]:
+                vs["final"][m] = difference(seed_values([r["final"][m] for r in runs]),
+                                            seed_values([r["final"][m] for r in ref_runs]), False, level)
+        for m, c in tests[key].items():
+            if tests[ref_key][m].n == c.n:
+                vs["test"][m] = difference(c, tests[ref_key][m], False, level)
+        cell["vs_first"] = vs
+    return cells
+
+
+def _metric(task: str, metric: str, names: list[str]):
+    try:
+        return metric_function(task, metric, names)
+    except ValueError:
+        return None
+
+
+def _bounds(cell, i: int, level: float) -> tuple[float, float]:
+    ci = percentile_interval(cell.values[i], cell.resampled[i], cell.n, level)
+    return ci.low, ci.high
+
+
+def _fmt_ci(d: dict[str, Any], low: str = "ci_low", high: str = "ci_high") -> str:
+    return "" if d.get(low) is None else f"[{d[low]:.4f}, {d[high]:.4f}]"
+
+
+def _fmt_spread(d: dict[str, Any]) -> str:
+    if d["n_seeds"] < 2:
+        return f"{d['mean']:.4f}"
+    return f"{d['mean']:.4f} \u00b1 {d['sd']:.4f} ({d['min']:.4f} to {d['max']:.4f})"
 
 
 def _markdown(summary: dict[str, Any]) -> str:
     main = summary["metric"]
+    seeds = summary["seeds"]
     lines = [
         "# Drift optimisation", "",
         f"{summary['dataset']} ({summary['source']}), {summary['task']}, model `{summary['model']}`: one model per ISP "
-        f"and light intensity, {summary['train_samples']} training images, validated on {summary['eval_samples']} "
-        "images after every epoch.", "",
+        f"and light intensity{f' and seed ({len(seeds)} seeds: {seeds})' if len(seeds) > 1 else ''}, "
+        f"{summary['train_samples']} training images, validated on {summary['eval_samples']} images after every "
+        "epoch.", "",
         f"| ISP | intensity | final validation {main} (step) | best validation {main} (step) | test {main} | "
-        "training s |",
-        "|---|---|---|---|---|---|",
+        "training s | seed | test 95% CI |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for r in summary["runs"]:
+        ci = _fmt_ci(r.get("test_interval", {}).get(main, {}))
         lines.append(f"| {r['isp']} | {r['intensity']:g} | {r['final'][main]:.4f} ({r['final']['step']}) | "
-                     f"{r['best'][main]:.4f} ({r['best']['step']}) | {r['test'][main]:.4f} | {r['seconds']:.1f} |")
-    lines.append("")
+                     f"{r['best'][main]:.4f} ({r['best']['step']}) | {r['test'][main]:.4f} | {r['seconds']:.1f} | "
+                     f"{r['seed']} | {ci} |")
+    spread = "mean \u00b1 sd (min to max) over seeds; " if len(seeds) > 1 else ""
+    lines += ["", f"## Per ISP and intensity ({spread}95% CI: percentile bootstrap over the test images, {summary['n_boot']} resamples)", "",
+              f"| ISP | intensity | final validation {main} | test {main} | test 95% CI | final validation vs first ISP "
+              f"| test vs first ISP | 95% CI | beyond the noise |", "|---|---|---|---|---|---|---|---|---|"]
+    for c in summary["cells"]:
+        fv, tm = c["final"].get(main), c["test"].get(main)
+        vs = c.get("vs_first", {})
+        vf, vt = vs.get("final", {}).get(main), vs.get("test", {}).get(main)
+        marks = []
+        if vt and vt["diff_excludes_zero"]:
+            marks.append("test images")
+        if vt and vt["exceeds_seed_spread"]:
+            marks.append("test seeds")
+        if vf and vf["exceeds_seed_spread"]:
+            marks.append("validation seeds")
+        dv = f"{vf['diff']:+.4f}" if vf else ""
+        dt = f"{vt['diff']:+.4f}" if vt else ""
+        lines.append(f"| {c['isp']} | {c['intensity']:g} | {_fmt_spread(fv) if fv else ''} | "
+                     f"{_fmt_spread(tm) if tm else ''} | {_fmt_ci(tm) if tm else ''} | {dv} | {dt} | "
+                     f"{_fmt_ci(vt, 'diff_ci_low', 'diff_ci_high') if vt else ''} | {', '.join(marks)} |")
+    lines += ["", "Differences are from the first ISP listed at the same intensity. *test images*: the paired 95 % "
+              "bootstrap interval of the test difference excludes 0; *seeds*: the two ISPs' ranges over seeds do not "
+              "overlap (needs 2 seeds each; weak with 2-3).", ""]
     for intensity in summary["intensities"]:
         best = summary["best_per_intensity"][repr(intensity)]
-        lines.append(f"- intensity {intensity:g}: best final validation {main} {best['value']:.4f} with {best['isp']}")
+        lines.append(f"- intensity {intensity:g}: best final validation {main} {best['value']:.4f} with {best['isp']}"
+                     + (" (mean over seeds)" if len(seeds) > 1 else ""))
     lines += ["", "![validation metric against step](drift_optimization.png)", ""]
     return "\n".join(lines)
 
 
 def write_report(output_dir: str | Path, base: RawTrainingArguments, records: list[dict[str, Any]],
-                 seconds: float) -> dict[str, Any]:
+                 seconds: float, n_boot: int = N_BOOT, bootstrap_seed: int = 0) -> dict[str, Any]:
     """The report of all runs in ``output_dir``; returns the summary written to
-    ``drift_optimization.json`` (``best_per_intensity``: the ISP(s) with the highest final
-    validation metric at each intensity)."""
+    ``drift_optimization.json`` (``cells``: :func:`summarise_cells`; ``best_per_intensity``: the
+    ISP(s) with the highest final validation metric, mean over seeds, at each intensity)."""
     metric = base.headline_metrics[0]
     metrics = (*base.headline_metrics, "loss")
     intensities = list(dict.fromkeys(r["intensity"] for r in records))
+    cells = summarise_cells(records, base.task, base.headline_metrics, n_boot, bootstrap_seed)
     best_per_intensity = {}
     for intensity in intensities:
-        group = [r for r in records if r["intensity"] == intensity]
-        top = max(r["final"][metric] for r in group)
-        best_per_intensity[repr(intensity)] = {"isp": ", ".join(r["isp"] for r in group if r["final"][metric] == top),
-                                               "value": top}
-    rows = [{"isp": r["isp"], "intensity": r["intensity"], "step": h["step"], "metric": k, "value": h[k]}
-            for r in records for h in r["history"] for k in metrics if k in h]
+        group = [c for c in cells if c["intensity"] == intensity]
+        top = max(c["final"][metric]["mean"] for c in group)
+        best_per_intensity[repr(intensity)] = {
+            "isp": ", ".join(c["isp"] for c in group if c["final"][metric]["mean"] == top), "value": top}
+    rows = [{"isp": r["isp"], "intensity": r["intensity"], "seed": r["seed"], "step": h["step"], "metric": k,
+             "value": h[k]} for r in records for h in r["history"] for k in metrics if k in h]
+    runs = [{k: v for k, v in r.items() if k not in ("test_confusions", "label_names")} for r in records]
     summary = {
         "task": base.task, "dataset": base.dataset, "source": base.source, "model": base.model_name_or_path,
         "intensities": intensities, "isps": list(dict.fromkeys(r["isp"] for r in records)),
+        "seeds": list(dict.fromkeys(r["seed"] for r in records)), "n_boot": n_boot, "bootstrap_seed": bootstrap_seed,
         "train_samples": records[0]["train_samples"], "eval_samples": records[0]["eval_samples"],
-        "metric": metric, "runs": records, "best_per_intensity": best_per_intensity, "rows": rows, "seconds": seconds,
+        "metric": metric, "runs": runs, "cells": cells, "best_per_intensity": best_per_intensity, "rows": rows,
+        "seconds": seconds,
     }
     out = Path(output_dir)
     out.mkdir(parents=True, exist_ok=True)
-    write_csv(out / "drift_optimization.csv", rows, ["isp", "intensity", "step", "metric", "value"])
-    (out / "drift_optimization.json").write_text(json.dumps(summary, indent=1) + "\n")
+    write_csv(out / "drift_optimization.csv", rows, FIELDS)
+    write_json(out / "drift_optimization.json", summary)
     (out / "drift_optimization.md").write_text(_markdown(summary))
     plot_curves(out / "drift_optimization.png", metric, records, intensities,
-                f"{base.dataset}, {base.model_name_or_path}: validation {metric} per ISP")
+                f"{base.dataset}, {base.model_name_or_path}: validation {metric} per ISP"
+                + (" (mean over seeds, band: min-max)" if len(summary["seeds"]) > 1 else ""))
     return summary
