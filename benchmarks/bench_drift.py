@@ -12,15 +12,24 @@ the default classifier of ``outputs/classification`` if it exists (``--model``),
 untrained model of the same architecture (speed does not depend on the weights). The dataset
 build (the all-intensity config, cached after its first use) is timed apart.
 
+``--intervals`` times instead what the statistics cost: the synthesis grid as ``synthesize`` runs
+it (variants x intensities, the own view at every intensity, the corruptions at 1.0) and its
+report, three ways, interleaved, ``--repeats`` times each (median): **plain** (the grid without
+per-image outputs, as before intervals existed), **per-image** (the grid keeping each image's
+confusion matrix, report without resampling, ``n_boot=0``) and **intervals** (the same with
+``--n_boot`` resamples: every cell's interval and paired difference, the drops and their ratio).
+
     python benchmarks/bench_drift.py
     python benchmarks/bench_drift.py --mixed_precision bf16
     python benchmarks/bench_drift.py --device cuda --model_name_or_path vit-base-16 --image_size 224
+    python benchmarks/bench_drift.py --intervals --max_eval_samples 48 --variants bi_s_ga,ma_u_me,me_s_me
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import statistics
 import sys
 import time
 from pathlib import Path
@@ -29,7 +38,9 @@ import torch
 from machine import machine_info  # benchmarks/machine.py, beside this script
 
 import raw_isp
+from raw_isp.drift.corruptions import CORRUPTIONS
 from raw_isp.drift.synthesis import evaluate_grid, load_by_intensity
+from raw_isp.drift.synthesis_report import build_report
 from raw_isp.models.modeling import load_raw_model
 from raw_isp.training import build_model, parse_training_args
 from raw_isp.training.data import label_names
@@ -46,6 +57,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--mixed_precision", choices=("no", "bf16"), default="no")
     p.add_argument("--batch_size", type=int, default=64)
     p.add_argument("--ref_fraction", type=float, default=0.25, help="share of the grid the reference is timed on")
+    p.add_argument("--intervals", action="store_true", help="time the grid with and without bootstrap intervals")
+    p.add_argument("--n_boot", type=int, default=1000, help="resamples of --intervals")
+    p.add_argument("--repeats", type=int, default=3, help="timings per way of --intervals (median)")
+    p.add_argument("--max_eval_samples", type=int, default=None, help="test images per intensity (default: all)")
+    p.add_argument("--variants", default=",".join(raw_isp.ISP_VARIANTS), help="comma-separated test variants")
     p.add_argument("--json", default=None)
     opts = p.parse_args(argv)
     from accelerate import Accelerator
@@ -53,7 +69,8 @@ def main(argv: list[str] | None = None) -> int:
     accelerator = Accelerator(cpu=opts.device == "cpu", mixed_precision=opts.mixed_precision)
     args = parse_training_args("classification", ["--output_dir", "/tmp/bench_drift"] + (
         ["--model_name_or_path", opts.model_name_or_path, "--image_size", str(opts.image_size)]
-        if opts.model_name_or_path else []))
+        if opts.model_name_or_path else []) + (
+        ["--max_eval_samples", str(opts.max_eval_samples)] if opts.max_eval_samples else []))
     t0 = time.perf_counter()
     data = load_by_intensity(args, "test", list(raw_isp.INTENSITY_RATIOS))
     t_data = time.perf_counter() - t0
@@ -66,12 +83,14 @@ def main(argv: list[str] | None = None) -> int:
         model = build_model(args, names).to(accelerator.device).eval()
         model_name = f"{args.model_name_or_path} (untrained)"
     camera = model.processor.camera
-    variants = list(raw_isp.ISP_VARIANTS)
+    variants = [v.strip() for v in opts.variants.split(",")]
     print(json.dumps(machine_info(accelerator.device)))
+    if opts.intervals:
+        return _time_intervals(opts, model, model_name, data, accelerator, names, variants, camera, args)
 
     t0 = time.perf_counter()
     rows = evaluate_grid(model, data, accelerator, "classification", names, variants, camera, opts.batch_size,
-                         train_intensity=-1.0, label_column=args.label_column)
+                         train_intensity=-1.0, label_column=args.label_column, own=False)
     t_grid = time.perf_counter() - t0
     n_views = sum(len(d) for d in data.values()) * len(variants)
     assert len([r for r in rows if r["metric"] == "accuracy"]) == len(variants) * len(data)
@@ -102,8 +121,51 @@ def main(argv: list[str] | None = None) -> int:
           f"{n_views / t_grid:.0f} images/s; reference (a processor per variant): {t_ref:.1f} s "
           f"({n_views / t_ref:.0f} images/s, timed on {n_ref:,} views); ratio {t_ref / t_grid:.2f}x; "
           f"dataset load {t_data:.1f} s")
+    _write_json(opts, accelerator, result)
+    return 0
+
+
+def _write_json(opts, accelerator, result: dict) -> None:
     if opts.json:
         Path(opts.json).write_text(json.dumps({"machine": machine_info(accelerator.device), **result}, indent=1))
+
+
+def _time_intervals(opts, model, model_name, data, accelerator, names, variants, camera, args) -> int:
+    """Median seconds of the grid and its report: plain, with per-image outputs, with intervals."""
+    metrics = (*args.headline_metrics, "loss")
+    n_images = len(next(iter(data.values())))
+    meta = {"variants": variants, "intensities": list(data), "test_images_per_intensity": n_images, "seconds": 0.0,
+            "evaluated_views": 0}
+
+    def run(way: str) -> float:
+        t0 = time.perf_counter()
+        samples = None if way == "plain" else {}
+        rows = evaluate_grid(model, data, accelerator, "classification", names, variants, camera, opts.batch_size,
+                             CORRUPTIONS, (1, 2, 3, 4, 5), 0, 1.0, "model", args.label_column, metrics, samples=samples)
+        if samples is not None:
+            rows = [{"model": "model", "seed": 0, **r, "ci_low": None, "ci_high": None} for r in rows]
+            samples = {("model", 0, *k): v for k, v in samples.items()}
+            build_report(rows, samples, meta, task="classification", label_names=names,
+                         headline=args.headline_metrics, train_intensities={"model": 1.0},
+                         n_boot=opts.n_boot if way == "intervals" else 0)
+        return time.perf_counter() - t0
+
+    ways = ("plain", "per-image", "intervals")
+    times: dict[str, list[float]] = {w: [] for w in ways}
+    for _ in range(opts.repeats):
+        for way in ways:  # interleaved, so that a change in the machine's load hits every way alike
+            times[way].append(run(way))
+    med = {w: statistics.median(t) for w, t in times.items()}
+    cells = (len(variants) + 1) * len(data) + len(CORRUPTIONS) * 5
+    result = {"model": model_name, "device": str(accelerator.device), "images_per_intensity": n_images,
+              "cells": cells, "n_boot": opts.n_boot, "repeats": opts.repeats, "seconds": times, "median": med,
+              "per_image_ratio": med["per-image"] / med["plain"], "intervals_ratio": med["intervals"] / med["plain"]}
+    print(f"synthesis grid {len(variants)} variants x {len(data)} intensities + own view + {len(CORRUPTIONS)} x 5 "
+          f"corruptions ({cells} cells x {n_images} images, {model_name}), median of {opts.repeats}: plain "
+          f"{med['plain']:.2f} s, per-image outputs {med['per-image']:.2f} s ({result['per_image_ratio']:.3f}x), "
+          f"with {opts.n_boot}-resample intervals {med['intervals']:.2f} s ({result['intervals_ratio']:.3f}x); "
+          f"all: {json.dumps(times)}")
+    _write_json(opts, accelerator, result)
     return 0
 
 
