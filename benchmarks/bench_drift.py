@@ -117,7 +117,7 @@ def main(argv: list[str] | None = None) -> int:
               "views": n_views, "seconds": t_grid, "images_per_s": n_views / t_grid,
               "reference_seconds_scaled": t_ref, "reference_images_per_s": n_views / t_ref, "ratio": t_ref / t_grid,
               "dataset_seconds": t_data, "reference_timed_views": n_ref}
-    print(f"drift grid 12 x 7 ({n_views:,} views, {model_name}, {opts.mixed_precision}): {t_grid:.1f} s, "
+    print(f"drift grid {len(variants)} x {len(data)} ({n_views:,} views, {model_name}, {opts.mixed_precision}): {t_grid:.1f} s, "
           f"{n_views / t_grid:.0f} images/s; reference (a processor per variant): {t_ref:.1f} s "
           f"({n_views / t_ref:.0f} images/s, timed on {n_ref:,} views); ratio {t_ref / t_grid:.2f}x; "
           f"dataset load {t_data:.1f} s")
