@@ -164,6 +164,17 @@ def test_upload_refuses_bad_files_naming_file_and_problem(tmp_path, ex, name, wr
     assert str(tmp_path) not in message  # the upload's temporary folder is noise to the user
 
 
+def test_upload_refuses_a_declared_giant_frame_before_decoding_it(tmp_path, ex, deflate_tiff_bomb):
+    """A 1 kB Deflate TIFF declaring 20000 x 20000 pixels (800 MB decoded, under read_raw's general
+    limit) is refused from its header, naming the size; a full Raw-Drone frame stays within it."""
+    path = deflate_tiff_bomb(tmp_path / "bomb.tiff", 20000, 20000)
+    assert path.stat().st_size < 1200
+    with pytest.raises(E.ExplorerError) as err:
+        ex.upload(path, "raw_microscopy")
+    assert str(err.value).startswith("bomb.tiff: ") and "20000" in str(err.value), str(err.value)
+    assert 3648 * 5472 <= E.frames.UPLOAD_MAX_PIXELS < 20000 * 20000
+
+
 def test_upload_without_a_file(ex):
     with pytest.raises(E.ExplorerError, match="no file uploaded"):
         ex.upload(None, "raw_microscopy")
@@ -238,6 +249,38 @@ def test_predictions_equal_the_models_own_isp_path(ex, cell, cls_model):
         assert r.table[i][1].startswith(top + " ")
     assert r.columns == ["variant", "top 1", "top 2", "top 3"] and len(r.table) == 12
     assert r.table[E.VARIANTS.index("ma_s_me")][0] == "ma_s_me (training view)"
+
+
+@pytest.fixture(scope="module")
+def metadata_model(tmp_path_factory, cache):
+    out = tmp_path_factory.mktemp("metadata_model")
+    assert train_main("classification", [
+        "--output_dir", str(out), "--cache_dir", cache, "--num_examples", "60", "--model_name_or_path", "vit-micro",
+        "--max_train_steps", "1", "--per_device_train_batch_size", "8", "--max_eval_samples", "4",
+        "--exposure", "metadata"]) == 0
+    return str(out)
+
+
+def test_a_metadata_exposure_model_sees_views_developed_as_in_training(ex, cell, metadata_model):
+    """The views a model with ``--exposure metadata`` predicts on get its gain 1 / ratio, and the
+    prediction is the model's own (ISP with exposure, intensity passed) on the thinned frame."""
+    predictor = ex.load_model(metadata_model)
+    assert predictor.exposure == "metadata" and "exposure metadata" in predictor.describe()
+    cell = crop(cell)
+    dim_plain, dim = ex.render(cell, 5), ex.render(cell, 5, predictor)  # ratio 0.05
+    full = ex.render(cell, 0, predictor)
+    # Without the gain the 0.05 view is far darker; with it, about as bright as the full-light view.
+    assert dim_plain.views.mean() < 0.8 * full.views.mean()
+    assert abs(float(dim.views.mean()) - float(full.views.mean())) < 0.05 * float(full.views.mean())
+    raw = raw_isp.SENSORS[cell.camera].scale_intensity(cell.raw, 0.05, seed=0)
+    model = predictor.model
+    with torch.no_grad():
+        probs = model(torch.from_numpy(raw)[None], intensity=torch.tensor([0.05])).logits.softmax(-1)[0].numpy()
+    np.testing.assert_allclose(dim.outcome[E.VARIANTS.index("bi_s_ga")], probs, atol=1e-5)
+    ex.clear_cache()
+    table = ex.drift_table(cell, predictor)  # the 84-view batch passes each column's ratio
+    np.testing.assert_allclose(ex.render(cell, 5, predictor).outcome, dim.outcome, atol=1e-5)
+    assert len(table.rows) == 12
 
 
 def test_drift_table_covers_variants_and_intensities_and_fills_the_cache(ex, cell, cls_model):

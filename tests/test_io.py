@@ -293,20 +293,7 @@ def test_read_raw_rejects_non_path():
         read_raw(42)  # type: ignore[arg-type]
 
 
-def deflate_tiff_bomb(path: Path, height: int, width: int) -> Path:
-    """A uint16 TIFF of a few hundred bytes whose header declares ``height x width`` pixels in one
-    Deflate strip (of zeros): decoding it would allocate ``2 * height * width`` bytes."""
-    strip = zlib.compress(bytes(1 << 16), 9)
-    tags = [(256, 4, width), (257, 4, height), (258, 3, 16), (259, 3, 8), (262, 3, 1), (273, 4, 0),
-            (277, 3, 1), (278, 4, height), (279, 4, len(strip))]
-    start = 8 + 2 + 12 * len(tags) + 4
-    ifd = struct.pack("<H", len(tags)) + b"".join(
-        struct.pack("<HHII", tag, kind, 1, start if tag == 273 else value) for tag, kind, value in tags)
-    path.write_bytes(b"II*\x00" + struct.pack("<I", 8) + ifd + struct.pack("<I", 0) + strip)
-    return path
-
-
-def test_size_limits_are_checked_before_decoding(tmp_path, monkeypatch):
+def test_size_limits_are_checked_before_decoding(tmp_path, monkeypatch, deflate_tiff_bomb):
     bomb = deflate_tiff_bomb(tmp_path / "bomb.tif", 200_000, 200_000)
     assert bomb.stat().st_size < 1200
     with pytest.raises(RawFileError, match=r"bomb.tif: declares a size of 200000x200000 \(HxW\) = 40,000,000,000 "

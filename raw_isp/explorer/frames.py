@@ -21,13 +21,17 @@ from ..io import RawFileError, read_raw_with_pattern
 from ..training.data import SPLITS
 from ..training.registry import DATASETS, get_dataset
 
-__all__ = ["ExplorerError", "Frame", "MAX_SIDE", "MIN_SIDE", "centre_crop", "read_upload", "ExampleSource",
-           "DATASET_NAMES"]
+__all__ = ["ExplorerError", "Frame", "MAX_SIDE", "MIN_SIDE", "UPLOAD_MAX_PIXELS", "centre_crop", "read_upload",
+           "ExampleSource", "DATASET_NAMES"]
 
 #: Dataset keys (the training scripts' ``--dataset`` values) and their display names.
 DATASET_NAMES: dict[str, str] = {key: info.display_name for key, info in DATASETS.items()}
 #: Uploaded frames larger than this (either side) are centre-cropped, keeping the CFA phase.
 MAX_SIDE = 512
+#: Largest upload decoded (pixels): twice a full Raw-Drone frame (3648 x 5472). The size is read
+#: from the file's header and checked before anything is decoded (``raw_isp.io.check_frame_size``),
+#: so a small compressed file that declares a huge frame costs nothing.
+UPLOAD_MAX_PIXELS = 2 * 3648 * 5472
 #: Smallest frame the ISP variants develop meaningfully (their filters need a few pixels of margin).
 MIN_SIDE = 32
 
@@ -97,7 +101,7 @@ def read_upload(path: str | os.PathLike, camera: str, name: str | None = None) -
     """
     name = name or Path(path).name
     try:
-        raw, pattern = read_raw_with_pattern(path)
+        raw, pattern = read_raw_with_pattern(path, max_pixels=UPLOAD_MAX_PIXELS)
     except RawFileError as err:
         raise ExplorerError(f"{name}: {err.problem}") from None
     h, w = raw.shape

@@ -33,6 +33,9 @@ class Predictor:
         spec = parse_isp(self.info["isp"])
         self.isp_spec = str(spec)
         self.training_variant = spec.variant if spec.kind == "static" else None
+        #: The model's exposure stage (None, "metadata", "auto" or a gain): the explorer develops
+        #: the views it predicts on with it, as the model's own ISP did in training.
+        self.exposure = self.info.get("exposure")
         self.camera_name = str(self.info.get("camera", {}).get("name", "?"))
         self.car_index = self.label_names.index("car") if "car" in self.label_names else len(self.label_names) - 1
 
@@ -49,7 +52,7 @@ class Predictor:
         n = sum(p.numel() for p in self.model.model.parameters())
         return (f"Model `{self.folder}`: {type(self.model.model).__name__} ({self.task}), {n / 1e6:.2f} M parameters, "
                 f"labels {', '.join(self.label_names)}; trained behind `{self.isp_spec}` with the "
-                f"{self.camera_name} camera.")
+                f"{self.camera_name} camera" + (f", exposure {self.exposure}." if self.exposure is not None else "."))
 
     @torch.inference_mode()
     def predict(self, rgb: torch.Tensor, chunk: int = 28) -> np.ndarray:

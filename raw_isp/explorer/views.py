@@ -182,19 +182,28 @@ class Explorer:
 
     # -------------------------------------------------- developing
 
-    def isp(self, variant: str, pattern: str, camera: str) -> StaticISP:
-        key = (variant, pattern, camera)
+    def isp(self, variant: str, pattern: str, camera: str, exposure: str | float | None = None) -> StaticISP:
+        key = (variant, pattern, camera, exposure)
         if key not in self._isps:
             self._isps[key] = StaticISP(ISPConfig.from_variant(variant, pattern=pattern), camera=camera,
-                                        device=self.device)
+                                        device=self.device, exposure=exposure)
         return self._isps[key]
 
-    def develop(self, raws: np.ndarray, frame: Frame) -> torch.Tensor:
+    def develop(self, raws: np.ndarray, frame: Frame, ratios: list[float] | None = None,
+                exposure: str | float | None = None) -> torch.Tensor:
         """``raws`` uint16 ``(N, H, W)`` through all 12 variants: float ``(12, N, 3, H, W)`` in [0, 1]
-        (each variant runs once on the whole batch)."""
+        (each variant runs once on the whole batch).
+
+        ``exposure``: the exposure stage of the ISPs (None: the study's pipelines; a model's own
+        setting, so that a model trained with ``--exposure metadata`` or ``auto`` sees views
+        developed as in training); ``ratios``: the ``N`` frames' intensity ratios, the gain of
+        ``"metadata"`` exposure.
+        """
         x = raw_to_unit(torch.from_numpy(np.ascontiguousarray(raws)).to(self.device))
+        intensity = None if ratios is None else torch.tensor(ratios, dtype=torch.float32, device=self.device)
         with torch.inference_mode():
-            return torch.stack([self.isp(v, frame.pattern, frame.camera)(x) for v in VARIANTS])
+            return torch.stack([self.isp(v, frame.pattern, frame.camera, exposure)(x, intensity=intensity)
+                                for v in VARIANTS])
 
     def _finish(self, frame: Frame, ratio: float, rgb: torch.Tensor, predictor: Predictor | None,
                 outcome: np.ndarray | None) -> Rendered:
@@ -247,7 +256,8 @@ class Explorer:
         hit = self._cache_get(key)
         if hit is not None:
             return hit
-        rgb = self.develop(at_intensity(frame, ratio)[None], frame)[:, 0]
+        exposure = predictor.exposure if predictor is not None else None
+        rgb = self.develop(at_intensity(frame, ratio)[None], frame, [ratio], exposure)[:, 0]
         outcome = predictor.predict(rgb) if predictor is not None else None
         result = self._finish(frame, ratio, rgb, predictor, outcome)
         self._cache_put(key, result)
@@ -265,7 +275,7 @@ class Explorer:
                               "`scripts/train_classification.py` or `scripts/train_segmentation.py`) or load "
                               "one above to see predictions.", [], [])
         raws = np.stack([at_intensity(frame, r) for r in RATIOS])
-        rgb = self.develop(raws, frame)  # (12, 7, 3, H, W)
+        rgb = self.develop(raws, frame, list(RATIOS), predictor.exposure)  # (12, 7, 3, H, W)
         flat = predictor.predict(rgb.flatten(0, 1))  # (84, C) probabilities or (84, H, W) masks
         outcome = flat.reshape(len(VARIANTS), len(RATIOS), *flat.shape[1:])
         for j, r in enumerate(RATIOS):
@@ -310,7 +320,8 @@ class Explorer:
             raise ExplorerError(f"sharpening must be a number >= 0, got {sharpen}")
         ratio = ratio_of(ratio_index)
         config = ISPConfig.from_variant(variant, pattern=frame.pattern, gaussian_sigma=blur_sigma)
-        isp = ParametrizedISP(config, camera=frame.camera, learn=()).to(self.device)
+        exposure = predictor.exposure if predictor is not None else None
+        isp = ParametrizedISP(config, camera=frame.camera, learn=(), exposure=exposure).to(self.device)
         with torch.no_grad():
             isp.white_balance.mul_(torch.tensor([wb_red, 1.0, wb_blue], dtype=isp.white_balance.dtype))
             isp.gamma.fill_(gamma)
@@ -318,7 +329,8 @@ class Explorer:
             identity = torch.zeros_like(k)
             identity[k.shape[0] // 2, k.shape[1] // 2] = 1.0
             k.copy_(identity + sharpen * (k - identity))
-            rgb = isp(raw_to_unit(torch.from_numpy(at_intensity(frame, ratio)[None]).to(self.device)))
+            rgb = isp(raw_to_unit(torch.from_numpy(at_intensity(frame, ratio)[None]).to(self.device)),
+                      intensity=torch.tensor([ratio], dtype=torch.float32, device=self.device))
         picture = to_uint8(rgb)[0]
         blur = f"blur σ {blur_sigma:.2f}" if isp.blur_kernel is not None else "blur n/a (median denoiser)"
         caption = (f"ParametrizedISP {variant} at intensity {ratio:g}: white balance R x{wb_red:.2f}, "
