@@ -21,16 +21,22 @@ CASES = {
     "classification": dict(model_name_or_path="vit-micro", isp="static:ma_s_me", dataset="raw_microscopy",
                            source="synthetic"),
     "segmentation": dict(model_name_or_path="segformer-micro", isp="learned", dataset="raw_drone", source="synthetic"),
+    # metadata exposure: the examples must pass the frame's intensity ratio to run
+    "metadata": dict(model_name_or_path="vit-micro", isp="static:bi_s_ga", dataset="raw_microscopy",
+                     source="synthetic", exposure="metadata"),
 }
 NAMES = {"classification": ["BAS", "EOS", "KSC", "LYA", "LYT", "MON", "NGB", "NGS", "UNC"],
          "segmentation": ["background", "car"]}
+NAMES["metadata"] = NAMES["classification"]
+TASK = {"classification": "classification", "segmentation": "segmentation", "metadata": "classification"}
 
 
-def finished_run(tmp_path, task):
+def finished_run(tmp_path, case):
     """A run's output folder written by write_outputs, with made-up results (no training)."""
     from accelerate import Accelerator
 
-    args = RawTrainingArguments(task=task, output_dir=str(tmp_path / "out"), **CASES[task])
+    args = RawTrainingArguments(task=TASK[case], output_dir=str(tmp_path / "out"), **CASES[case])
+    task = case
     torch.manual_seed(0)
     model = build_model(args, NAMES[task])
     rng = np.random.default_rng(1)
@@ -80,24 +86,25 @@ def test_card_metadata_carries_the_results_of_all_results_json(tmp_path, task):
         assert f"{saved[('eval_' if split == 'validation' else 'test_') + key]:.4f}" in body
 
 
-@pytest.mark.parametrize("task", ["classification", "segmentation"])
+@pytest.mark.parametrize("task", ["classification", "segmentation", "metadata"])
 def test_card_examples_run_against_the_folder(tmp_path, task, monkeypatch, capsys):
     args, model = finished_run(tmp_path, task)
     text = (tmp_path / "out" / "README.md").read_text()
     blocks = re.findall(r"```python\n(.*?)```", text, re.S)
     assert len(blocks) == (1 if args.isp == "learned" else 2)
+    assert all(("intensity" in code) == (args.exposure == "metadata") for code in blocks)
     raw = (np.random.default_rng(2).random((256, 256)) * 30000 + 2000).astype(np.uint16)
     work = tmp_path / "work"
     work.mkdir()
     raw_isp.write_raw(work / "frame.tiff", raw)
     monkeypatch.chdir(work)
     with torch.no_grad():
-        logits = model.eval()(torch.from_numpy(raw)[None]).logits
+        logits = model.eval()(torch.from_numpy(raw)[None], intensity=torch.tensor([1.0])).logits
     for code in blocks:
         assert "import torch" in code or "torch." not in code
         exec(compile(code, "README.md example", "exec"), {})  # noqa: S102 - the card's own example
         printed = capsys.readouterr().out.strip().splitlines()
-        if task == "classification":
+        if TASK[task] == "classification":
             assert printed[-1] == NAMES[task][int(logits.argmax(-1))]
         elif "load_raw_model" in code:
             fractions = eval(printed[-1])  # noqa: S307 - a dict literal the example printed

@@ -91,6 +91,9 @@ def _examples(args: RawTrainingArguments, learned: bool) -> list[str]:
     """Python examples that run as written against the output folder (a ``frame.tiff`` beside)."""
     folder = f"folder = {str(args.output_dir)!r}  # this folder (or huggingface_hub.snapshot_download of its repo)"
     dense = get_task(args.task).dense
+    # A model with metadata exposure develops each frame with gain 1 / its intensity ratio, so the
+    # examples pass the ratio (1.0: a frame taken at full light).
+    metadata = args.exposure == "metadata"
     own = [
         "import torch",
         "",
@@ -101,7 +104,8 @@ def _examples(args: RawTrainingArguments, learned: bool) -> list[str]:
         "model, info = load_raw_model(folder)",
         "raw = torch.from_numpy(raw_isp.read_raw(\"frame.tiff\"))[None]  # (1, H, W) uint16 Bayer mosaic",
         "with torch.no_grad():",
-        "    logits = model(raw).logits",
+        ("    logits = model(raw, intensity=torch.tensor([1.0])).logits  # the frame's light intensity ratio"
+         if metadata else "    logits = model(raw).logits"),
     ]
     if dense:
         own += ["mask = logits_at(logits, raw.shape[-2:]).argmax(1)[0]  # (H, W) class ids",
@@ -118,7 +122,8 @@ def _examples(args: RawTrainingArguments, learned: bool) -> list[str]:
             folder,
             "processor = AutoImageProcessor.from_pretrained(folder)  # replays the training ISP",
             f"model = {auto}.from_pretrained(folder)",
-            "inputs = processor(\"frame.tiff\", return_tensors=\"pt\")",
+            ("inputs = processor(\"frame.tiff\", intensity=1.0, return_tensors=\"pt\")  # the frame's intensity ratio"
+             if metadata else "inputs = processor(\"frame.tiff\", return_tensors=\"pt\")"),
             "outputs = model(**inputs)",
         ]
         if dense:
@@ -168,6 +173,10 @@ def model_card(args: RawTrainingArguments, result: Any, model: RawISPModel) -> s
         f"- {r['train_steps']} steps, batch {args.per_device_train_batch_size} x {args.gradient_accumulation_steps} "
         f"accumulation x {result.accelerator.num_processes} process(es), AdamW lr {args.learning_rate} "
         f"({args.lr_scheduler_type}), weight decay {args.weight_decay}, seed {args.seed}, augmentation {args.augment}",
+        f"- exposure `{args.exposure}`; training light levels {args.train_intensities or args.intensity}; training ISP "
+        f"variants {args.train_isp_variants or 'the ISP alone'}; corruption augmentation "
+        f"{args.corruption_augment or 'none'}; class balance `{args.class_balance}`; model selection: "
+        + (f"best validation `{args.metric_for_best_model}`" if args.load_best_model_at_end else "last epoch"),
         f"- samples: train {r['train_samples']}, validation {r['eval_samples']}, test {r['test_samples']}",
         f"- licence `{data.license}`: the real Raw-Microscopy and Raw-Drone recordings are CC BY 4.0 (Zenodo, "
         "DOI 10.5281/zenodo.5235536); the synthetic data and the code are Apache-2.0",
