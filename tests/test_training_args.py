@@ -55,6 +55,8 @@ def test_quick_defaults_of_a_caller_can_be_overridden_on_the_command_line():
     ({"dataset": "cifar10"}, "--dataset: unknown dataset 'cifar10'"),
     ({"source": "local"}, "--source local needs --data_dir"),
     ({"fold": 5}, "--fold must be in 0..4"),
+    ({"zenodo_record": "5235536"}, "--zenodo_record 5235536: only with --source zenodo"),
+    ({"source": "zenodo", "zenodo_record": "latest"}, "--zenodo_record: record must be a Zenodo record id"),
     ({"num_examples": 0}, "--num_examples must be a positive integer, got 0"),
     ({"learning_rate": float("nan")}, "--learning_rate must be a finite number >= 0"),
     ({"checkpointing_steps": "often"}, "--checkpointing_steps must be a positive integer or 'epoch'"),
@@ -64,6 +66,15 @@ def test_bad_values_name_the_option(kwargs, message):
     with pytest.raises(OptionError) as err:
         RawTrainingArguments(**kwargs)
     assert str(err.value).startswith(message), str(err.value)
+
+
+def test_zenodo_record_reaches_the_builder_as_its_record_id():
+    from raw_isp.training.data import builder_kwargs
+
+    args = RawTrainingArguments(source="zenodo", zenodo_record="https://doi.org/10.5281/zenodo.7654321")
+    assert args.zenodo_record == "7654321"
+    assert builder_kwargs(args, 1.0)["record"] == "7654321"
+    assert "record" not in builder_kwargs(RawTrainingArguments(source="zenodo"), 1.0)
 
 
 def test_json_round_trip_without_the_hub_token(tmp_path):

@@ -12,6 +12,8 @@
     outputs       the output-folder rules, write_outputs
     card          the model card
     cli           main(task, argv): what train_classification.py / train_segmentation.py run
+    trainer       the transformers.Trainer path: RawISPTrainer, RawDataCollator, compute_metrics_fn,
+                  preprocess_logits_for_metrics
 
 Names load on first use (``raw_isp.training.train`` imports the loop then), so that reading the
 registry does not import accelerate or transformers.
@@ -37,6 +39,8 @@ _EXPORTS = {
     "build_model": "loop", "train": "loop", "TrainResult": "loop", "task_loss": "loop",
     "check_output_dir": "outputs", "prepare_output_dir": "outputs", "write_outputs": "outputs",
     "model_card": "card", "main": "cli",
+    "RawISPTrainer": "trainer", "RawDataCollator": "trainer", "RawMetrics": "trainer",
+    "compute_metrics_fn": "trainer", "preprocess_logits_for_metrics": "trainer",
 }  # fmt: skip
 
 __all__ = sorted(_EXPORTS)

@@ -76,6 +76,9 @@ class RawTrainingArguments:
     source: Optional[str] = field(default=None, metadata=_help(
         "where the data comes from (default: local with --data_dir, else synthetic)",
         choices=("synthetic", "local", "zenodo")))
+    zenodo_record: Optional[str] = field(default=None, metadata=_help(
+        "with --source zenodo: the Zenodo record (id, DOI or URL) to resolve through the API; default: the "
+        "datasets' record 5235536 (name a newer version here)"))
     intensity: float = field(default=1.0, metadata=_help(
         "light intensity ratio of the frames to train on, one of the captured ratios "
         "(1.0, 0.75, 0.5, 0.25, 0.1, 0.05, 0.01)"))
@@ -208,6 +211,16 @@ class RawTrainingArguments:
             self.source = "local" if self.data_dir is not None else "synthetic"
         if self.source == "local" and self.data_dir is None:
             raise OptionError("--source local needs --data_dir")
+        if self.zenodo_record is not None:
+            if self.source != "zenodo":
+                raise OptionError(f"--zenodo_record {self.zenodo_record}: only with --source zenodo "
+                                  f"(the data comes from {self.source})")
+            from ..data.zenodo import record_id
+
+            try:
+                self.zenodo_record = record_id(self.zenodo_record)
+            except ValueError as err:
+                raise OptionError(f"--zenodo_record: {err}") from None
         if not (isinstance(self.intensity, (int, float)) and 0.0 < self.intensity <= 1.0):
             raise OptionError(f"--intensity must be in (0, 1], got {self.intensity}")
         self.intensity = float(self.intensity)

@@ -48,6 +48,8 @@ def builder_kwargs(args: RawTrainingArguments, intensity: float | None) -> dict[
                                   intensity=intensity, seed=0, n_folds=args.n_folds, fold=args.fold)
     if args.num_examples:
         kwargs[info.size_kwarg] = args.num_examples
+    if args.zenodo_record is not None:
+        kwargs["record"] = args.zenodo_record
     if info.synthetic_scene_kwargs and args.source == "synthetic":
         if args.num_scenes:
             kwargs["num_scenes"] = args.num_scenes
