@@ -29,7 +29,6 @@ photon-transfer prediction ``sum S^2 / sum (S + read_noise^2 + adc_step^2 / (12 
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from pathlib import Path
 
@@ -37,7 +36,7 @@ import numpy as np
 import torch
 
 import raw_isp
-from machine import machine_info  # benchmarks/machine.py, beside this script
+from machine import machine_info, write_json  # benchmarks/machine.py, beside this script
 from raw_isp.isp.exposure import AUTO_EXPOSURE_TARGET
 from raw_microscopy.synthetic import MicroscopySimulator
 
@@ -150,10 +149,7 @@ def main(argv: list[str] | None = None) -> dict:
               "auto_gain_full": {"mean": float(gain_full.mean()), "min": float(gain_full.min()),
                                  "max": float(gain_full.max())},
               "rows": rows}
-    if args.json is not None:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(result, indent=2))
-        print(f"wrote {args.json}")
+    write_json(args.json, result)
     return result
 
 

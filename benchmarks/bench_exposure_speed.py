@@ -13,7 +13,6 @@ Needs only torch and raw_isp (no dataset packages).
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import time
 from pathlib import Path
@@ -21,7 +20,7 @@ from pathlib import Path
 import torch
 
 import raw_isp
-from machine import machine_info  # benchmarks/machine.py, beside this script
+from machine import machine_info, timing_device, write_json  # benchmarks/machine.py, beside this script
 
 MODES = (None, "metadata", "auto", 2.0)
 
@@ -42,10 +41,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> dict:
     args = parse_args(argv)
-    device = torch.device(args.device)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise SystemExit("--device cuda: no CUDA device is available")
-    sync = (lambda: torch.cuda.synchronize(device)) if device.type == "cuda" else (lambda: None)
+    device, sync = timing_device(args.device)
     g = torch.Generator().manual_seed(0)
     # A dim frame (ratio 0.05) of a textured scene: levels 0.2-0.6 of full scale, scaled down.
     scene = 0.2 + 0.4 * torch.rand(args.batch, args.size // 8, args.size // 8, generator=g)
@@ -91,10 +87,7 @@ def main(argv: list[str] | None = None) -> dict:
               + (f" {diffs[m]:>14.2e}" if diffs else ""))
     result = {"machine": info, "settings": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
               "rows": rows}
-    if args.json is not None:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(result, indent=2))
-        print(f"wrote {args.json}")
+    write_json(args.json, result)
     return result
 
 

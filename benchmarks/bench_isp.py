@@ -13,7 +13,6 @@ ratio. On CUDA the input already sits on the device and the clock is read after 
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import time
 from pathlib import Path
@@ -22,7 +21,7 @@ import numpy as np
 import torch
 
 import raw_isp
-from machine import machine_info  # benchmarks/machine.py, beside this script
+from machine import machine_info, timing_device, write_json  # benchmarks/machine.py, beside this script
 from raw_isp.testing.reference_isp import reference_batch, synthetic_raws
 
 
@@ -68,10 +67,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> dict:
     args = parse_args(argv)
-    device = torch.device(args.device)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise SystemExit("--device cuda: no CUDA device is available")
-    sync = (lambda: torch.cuda.synchronize(device)) if device.type == "cuda" else (lambda: None)
+    device, sync = timing_device(args.device)
 
     raws = synthetic_raws(args.batch, args.size, args.size, args.camera, seed=args.seed,
                           level=0.8 if args.camera == "microscopy" else 0.5).astype(np.float32)
@@ -126,10 +122,7 @@ def main(argv: list[str] | None = None) -> dict:
           f"(max|diff| is float32 StaticISP vs float64 reference, interior of each frame)")
     result = {"machine": info, "settings": {k: (str(v) if isinstance(v, Path) else v)
                                             for k, v in vars(args).items()}, "results": rows}
-    if args.json is not None:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(result, indent=2))
-        print(f"wrote {args.json}")
+    write_json(args.json, result)
     return result
 
 

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import os
 import platform
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import torch
 
@@ -46,3 +47,22 @@ def machine_info(device: torch.device | str = "cpu", **extra: Any) -> dict[str, 
         info["gpu"] = torch.cuda.get_device_name(device)
     info.update(extra)
     return info
+
+
+def timing_device(name: str) -> tuple[torch.device, Callable[[], None]]:
+    """``(device, sync)`` for ``--device name``: ``sync()`` waits for the device's queued work
+    (a no-op on the CPU), so a timer reads finished work. Exits with a message when CUDA is
+    asked for and absent."""
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise SystemExit(f"--device {name}: no CUDA device is available")
+    return device, ((lambda: torch.cuda.synchronize(device)) if device.type == "cuda" else (lambda: None))
+
+
+def write_json(path: Path | None, result: dict[str, Any]) -> None:
+    """Write a benchmark's result to ``path`` (its folder made; nothing when ``path`` is None)."""
+    if path is None:
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(result, indent=2, default=str) + "\n")
+    print(f"wrote {path}")

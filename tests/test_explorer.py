@@ -31,14 +31,18 @@ def ex(cache):
     return E.Explorer(E.ExampleSource(cache_dir=cache, num_examples=60, num_tiles=16))
 
 
-@pytest.fixture(scope="module")
-def cls_model(tmp_path_factory, cache):
-    out = tmp_path_factory.mktemp("cls_model")
+def tiny_classifier(tmp_path_factory, cache, name, *options):
+    """A one-step vit-micro classifier on 60 synthetic cells, with extra training ``options``."""
+    out = tmp_path_factory.mktemp(name)
     assert train_main("classification", [
         "--output_dir", str(out), "--cache_dir", cache, "--num_examples", "60", "--model_name_or_path", "vit-micro",
-        "--max_train_steps", "1", "--per_device_train_batch_size", "8", "--max_eval_samples", "4",
-        "--isp", "static:ma_s_me"]) == 0
+        "--max_train_steps", "1", "--per_device_train_batch_size", "8", "--max_eval_samples", "4", *options]) == 0
     return str(out)
+
+
+@pytest.fixture(scope="module")
+def cls_model(tmp_path_factory, cache):
+    return tiny_classifier(tmp_path_factory, cache, "cls_model", "--isp", "static:ma_s_me")
 
 
 @pytest.fixture(scope="module")
@@ -253,12 +257,7 @@ def test_predictions_equal_the_models_own_isp_path(ex, cell, cls_model):
 
 @pytest.fixture(scope="module")
 def metadata_model(tmp_path_factory, cache):
-    out = tmp_path_factory.mktemp("metadata_model")
-    assert train_main("classification", [
-        "--output_dir", str(out), "--cache_dir", cache, "--num_examples", "60", "--model_name_or_path", "vit-micro",
-        "--max_train_steps", "1", "--per_device_train_batch_size", "8", "--max_eval_samples", "4",
-        "--exposure", "metadata"]) == 0
-    return str(out)
+    return tiny_classifier(tmp_path_factory, cache, "metadata_model", "--exposure", "metadata")
 
 
 def test_a_metadata_exposure_model_sees_views_developed_as_in_training(ex, cell, metadata_model):
