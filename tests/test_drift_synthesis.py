@@ -238,5 +238,6 @@ def test_variants_take_the_models_exposure_and_each_batchs_intensity(trained):
     for r in (1.0, 0.05):
         assert loss[("ma_u_ga", r)] == loss[("model", r)]
         np.testing.assert_array_equal(samples[("ma_u_ga", r, "", "")], samples[("model", r, "", "")])
-    plain = evaluate_grid(model, {0.05: data[0.05]}, acc, "classification", names, ["ma_u_ga"], camera, 8)
+    unexposed = model.with_isp(raw_isp.StaticISP("ma_u_ga", camera=camera, exposure=None))
+    plain = evaluate_grid(unexposed, {0.05: data[0.05]}, acc, "classification", names, ["ma_u_ga"], camera, 8)
     assert [r["value"] for r in plain if r["metric"] == "loss"][0] != loss[("model", 0.05)]  # the gain mattered

@@ -241,16 +241,17 @@ def test_script_writes_everything_and_keeps_its_bounds(drift_forensics, trained,
         processor = AutoImageProcessor.from_pretrained(folder)
         assert isinstance(processor, raw_isp.RawISPImageProcessor)
         raw = (batches[0][0] * 65535).round().to(torch.int32).numpy().astype(np.uint16)
-        replayed = processor(raw)["pixel_values"]
+        ratio = batches[0][2]  # the frames' intensity ratios (the models use metadata exposure)
+        replayed = processor(raw, intensity=ratio)["pixel_values"]
         with torch.no_grad():
-            expected = model.processor.to_pixel_values(isp(batches[0][0]))
+            expected = model.processor.to_pixel_values(isp(batches[0][0], intensity=ratio))
         torch.testing.assert_close(replayed, expected, atol=1e-4, rtol=0)
         if row["processor"] == worst["processor"]:
             preds, refs = [], []
             with torch.no_grad():
-                for raw_f, labels, _ in batches:
+                for raw_f, labels, ratios in batches:
                     raw16 = (raw_f * 65535).round().to(torch.int32).numpy().astype(np.uint16)
-                    preds.append(model.model(**processor(raw16)).logits.argmax(1))
+                    preds.append(model.model(**processor(raw16, intensity=ratios)).logits.argmax(1))
                     refs.append(labels)
             cm = raw_isp.metrics.confusion_matrix(torch.cat(preds), torch.cat(refs), num_labels=len(info_labels(model)))
             assert raw_isp.metrics.classification_scores(cm)["macro_f1"] == pytest.approx(worst["attained"])

@@ -171,3 +171,21 @@ def test_trust_remote_code_without_raw_isp(folder, raw_file, tmp_path):
     assert got["asked"] == []
     assert got["processor"] == "raw_isp.models.processor.RawISPImageProcessor"  # via the saved shim
     assert got["label"] == label and got["score"] == pytest.approx(score, abs=1e-5)
+
+
+def test_raw_pipeline_passes_the_frames_intensity_to_a_metadata_exposure_processor(folder, raw_file, tmp_path):
+    """``pipe(frame, intensity=r)`` develops with gain 1 / r, as the processor does; without
+    ``intensity=`` the processor's error says to pass it."""
+    meta = tmp_path / "metadata"
+    shutil.copytree(folder, meta)
+    RawISPImageProcessor(size=32, camera="microscopy", exposure="metadata").save_pretrained(meta)
+    pipe = transformers.pipeline("raw-image-classification", model=str(meta))
+    model = transformers.AutoModelForImageClassification.from_pretrained(meta).eval()
+    proc = RawISPImageProcessor.from_pretrained(meta)
+    for ratio in (1.0, 0.05):
+        with torch.no_grad():
+            probs = model(**proc(raw_isp.read_raw(raw_file), intensity=ratio)).logits.softmax(-1)[0]
+        (top,) = pipe(str(raw_file), intensity=ratio, top_k=1)
+        assert top["label"] == LABELS[int(probs.argmax())] and top["score"] == pytest.approx(float(probs.max()), abs=1e-5)
+    with pytest.raises(ValueError, match="intensity"):
+        pipe(str(raw_file))

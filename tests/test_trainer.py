@@ -57,7 +57,9 @@ def frames(ds):
 
 @torch.no_grad()
 def logits_of(model, raw):
-    return model.eval()(raw).logits
+    """Logits of a raw model on frames at full light (intensity 1: the default metadata exposure
+    needs the ratio)."""
+    return model.eval()(raw, intensity=torch.ones(len(raw))).logits
 
 
 def test_trainer_trains_evaluates_saves_and_reloads_like_the_scripts(tmp_path, cells):
@@ -98,7 +100,7 @@ def test_trainer_trains_evaluates_saves_and_reloads_like_the_scripts(tmp_path, c
     processor = AutoImageProcessor.from_pretrained(final)
     auto = AutoModelForImageClassification.from_pretrained(final).eval()
     with torch.no_grad():
-        torch.testing.assert_close(auto(**processor(raw[:4], return_tensors="pt")).logits,
+        torch.testing.assert_close(auto(**processor(raw[:4], return_tensors="pt", intensity=1.0)).logits,
                                    logits_of(trainer.model, raw[:4]), atol=1e-5, rtol=1e-5)
     assert (tmp_path / "run" / "checkpoint-2" / "isp_config.json").is_file()
 
@@ -139,7 +141,7 @@ def test_a_trainable_isp_gets_its_own_rate_no_weight_decay_and_is_replayed(tmp_p
     processor = AutoImageProcessor.from_pretrained(final)
     auto = AutoModelForImageClassification.from_pretrained(final).eval()
     with torch.no_grad():
-        torch.testing.assert_close(auto(**processor(raw, return_tensors="pt")).logits, logits_of(reloaded, raw),
+        torch.testing.assert_close(auto(**processor(raw, return_tensors="pt", intensity=1.0)).logits, logits_of(reloaded, raw),
                                    atol=1e-4, rtol=1e-4)
     torch.testing.assert_close(logits_of(reloaded, raw), logits_of(model, raw), rtol=0, atol=0)
 
@@ -176,7 +178,7 @@ def test_segmentation_with_batched_metrics_and_the_auto_classes(tmp_path, tiles)
     processor = AutoImageProcessor.from_pretrained(final)
     auto = AutoModelForSemanticSegmentation.from_pretrained(final).eval()
     with torch.no_grad():
-        torch.testing.assert_close(auto(**processor(raw[:2], return_tensors="pt")).logits,
+        torch.testing.assert_close(auto(**processor(raw[:2], return_tensors="pt", intensity=1.0)).logits,
                                    logits_of(reloaded, raw[:2]), atol=1e-5, rtol=1e-5)
     torch.testing.assert_close(logits_of(reloaded, raw), logits_of(trainer.model, raw), rtol=0, atol=0)
 

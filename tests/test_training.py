@@ -69,10 +69,11 @@ def test_classification_learns_writes_and_reloads_with_auto_classes(tmp_path, ca
     model = AutoModelForImageClassification.from_pretrained(out).eval()
     assert processor.isp["demosaic"] == "malvar2004" and processor.camera["name"] == "microscopy"
     with torch.no_grad():
-        auto_logits = model(**processor(str(tmp_path / "frame.tiff"))).logits
+        # The default exposure is "metadata": the frame's intensity ratio goes with it.
+        auto_logits = model(**processor(str(tmp_path / "frame.tiff"), intensity=0.5)).logits
         raw_model, info = raw_isp.models.modeling.load_raw_model(out)
-        own_logits = raw_model(torch.from_numpy(raws[:1])).logits
-    assert info["isp"] == "static:ma_s_me" and info["task"] == "classification"
+        own_logits = raw_model(torch.from_numpy(raws[:1]), intensity=torch.tensor([0.5])).logits
+    assert info["isp"] == "static:ma_s_me" and info["task"] == "classification" and info["exposure"] == "metadata"
     torch.testing.assert_close(auto_logits, own_logits, atol=1e-5, rtol=1e-5)
 
 
@@ -91,7 +92,8 @@ def test_parametrized_isp_is_trained_and_replayed_by_the_processor(tmp_path, cac
     processor = AutoImageProcessor.from_pretrained(out)
     auto = AutoModelForImageClassification.from_pretrained(out).eval()
     with torch.no_grad():
-        torch.testing.assert_close(auto(**processor(raws)).logits, model(raws).logits, atol=1e-4, rtol=1e-4)
+        torch.testing.assert_close(auto(**processor(raws, intensity=[1.0, 0.25])).logits,
+                                   model(raws, intensity=torch.tensor([1.0, 0.25])).logits, atol=1e-4, rtol=1e-4)
 
 
 def test_learned_isp_is_saved_and_reloaded(tmp_path, cache):
@@ -104,7 +106,8 @@ def test_learned_isp_is_saved_and_reloaded(tmp_path, cache):
     raws = torch.from_numpy((np.random.default_rng(3).random((2, 256, 256)) * 40000).astype(np.uint16))
     with torch.no_grad():
         again, _ = raw_isp.models.modeling.load_raw_model(out)
-        torch.testing.assert_close(model(raws).logits, again(raws).logits)
+        torch.testing.assert_close(model(raws, intensity=torch.tensor([1.0, 0.1])).logits,
+                                   again(raws, intensity=torch.tensor([1.0, 0.1])).logits)
     assert "load_raw_model" in (out / "README.md").read_text()
 
 
@@ -124,8 +127,10 @@ def test_segmentation_learns_writes_and_reloads(tmp_path, cache):
     model, info = raw_isp.models.modeling.load_raw_model(out)
     assert info["task"] == "segmentation"
     with torch.no_grad():
-        torch.testing.assert_close(auto(**processor(raws)).logits, model(raws).logits, atol=1e-5, rtol=1e-5)
-    masks = processor.post_process_semantic_segmentation(auto(**processor(raws)), target_sizes=[(256, 256)] * 2)
+        torch.testing.assert_close(auto(**processor(raws, intensity=1.0)).logits,
+                                   model(raws, intensity=torch.tensor([1.0, 1.0])).logits, atol=1e-5, rtol=1e-5)
+    masks = processor.post_process_semantic_segmentation(auto(**processor(raws, intensity=1.0)),
+                                                         target_sizes=[(256, 256)] * 2)
     assert masks[0].shape == (256, 256)
 
     # A folder saved before the task was recorded still loads as what it is.
@@ -160,7 +165,7 @@ def test_a_segmentation_model_of_another_architecture_round_trips(tmp_path, cach
     assert info["task"] == "segmentation" and isinstance(model.model, BeitForSemanticSegmentation)
     raws = torch.from_numpy((np.random.default_rng(5).random((2, 256, 256)) * 40000).astype(np.uint16))
     with torch.no_grad():
-        logits = model(raws).logits
+        logits = model(raws, intensity=torch.tensor([1.0, 0.5])).logits
     assert logits.ndim == 4 and logits.shape[:2] == (2, 2)
     assert "pipeline_tag: image-segmentation" in (out / "README.md").read_text()
 

@@ -94,9 +94,11 @@ def test_old_and_foreign_json_files(tmp_path, caplog):
     # A file from before overwrite_output_dir existed, with a key this version does not know.
     saved = {**RawTrainingArguments(task="segmentation").to_dict(), "old_option": 1}
     del saved["overwrite_output_dir"]
+    del saved["exposure"]  # and from before the exposure stage: those runs had none
     (tmp_path / "training_args.json").write_text(json.dumps(saved))
     args = RawTrainingArguments.from_output_dir(tmp_path)
-    assert args.task == "segmentation" and args.overwrite_output_dir is False
+    assert args.task == "segmentation" and args.overwrite_output_dir is False and args.exposure == "none"
+    assert RawTrainingArguments(task="segmentation").exposure == "metadata"  # today's default
     assert "old_option" in caplog.text
     # Overrides apply before the checks: a moved data folder is replaced, not refused.
     moved = {**saved, "data_dir": str(tmp_path / "gone"), "source": "local"}

@@ -153,12 +153,14 @@ def test_bad_augmentation_options_name_the_option(argv, message, capsys):
     assert message in capsys.readouterr().err
 
 
-def test_option_defaults_keep_the_study_setup():
+def test_option_defaults():
+    """Metadata exposure by default (README, "Which exposure the training scripts use"); no
+    augmentation beyond flips, no class balancing; the best macro-F1 epoch is kept."""
     args = parse_training_args("classification", [])
     assert (args.exposure, args.train_intensities, args.train_isp_variants, args.corruption_augment,
             args.class_balance, args.metric_for_best_model, args.load_best_model_at_end) == (
-        "none", None, None, None, "none", "macro_f1", True)
-    assert args.exposure_setting is None and args.train_intensity_ratios == () and args.corruption_names == ()
+        "metadata", None, None, None, "none", "macro_f1", True)
+    assert args.exposure_setting == "metadata" and args.train_intensity_ratios == () and args.corruption_names == ()
     seg = parse_training_args("segmentation", ["--metric_for_best_model", "eval_iou_car",
                                                "--no_load_best_model_at_end"])
     assert seg.metric_for_best_model == "iou_car" and not seg.load_best_model_at_end and seg.greater_is_better

@@ -77,8 +77,8 @@ def test_micro_cnn_presets_train_and_round_trip(task, preset, tmp_path):
     raws = torch.from_numpy((np.random.default_rng(0).random((2, 64, 64)) * 40000).astype(np.uint16))
     processor = AutoImageProcessor.from_pretrained(out)
     with torch.no_grad():
-        torch.testing.assert_close(auto.from_pretrained(out).eval()(**processor(raws)).logits, model(raws).logits,
-                                   atol=1e-5, rtol=1e-5)
+        torch.testing.assert_close(auto.from_pretrained(out).eval()(**processor(raws, intensity=0.5)).logits,
+                                   model(raws, intensity=torch.tensor([0.5, 0.5])).logits, atol=1e-5, rtol=1e-5)
 
 
 def _mask_splits(n=(8, 4, 4), size=64):
@@ -125,7 +125,7 @@ def test_hub_style_folders_of_the_cnn_families_are_fine_tuned(task, family, tmp_
     assert head == 2 and info["task"] == task  # the 1000- or 150-class head was replaced
     assert json.loads((out / "config.json").read_text())["model_type"] == family
     with torch.no_grad():
-        logits = model(torch.from_numpy(np.full((1, 64, 64), 9000, dtype=np.uint16))).logits
+        logits = model(torch.from_numpy(np.full((1, 64, 64), 9000, dtype=np.uint16)), intensity=torch.tensor([1.0])).logits
     assert logits.shape[1] == 2
 
 

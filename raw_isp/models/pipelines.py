@@ -40,11 +40,21 @@ class RawImageClassificationPipeline(ImageClassificationPipeline):
 
     _load_video_processor = False
 
-    def preprocess(self, image: Any, timeout: float | None = None) -> BatchFeature:
+    def _sanitize_parameters(self, top_k=None, function_to_apply=None, timeout=None, intensity=None):
+        preprocess, forward, postprocess = super()._sanitize_parameters(top_k, function_to_apply, timeout)
+        if intensity is not None:
+            preprocess["intensity"] = intensity
+        return preprocess, forward, postprocess
+
+    def preprocess(self, image: Any, timeout: float | None = None, intensity: Any = None) -> BatchFeature:
+        """``intensity``: the frame's light intensity ratio, for a processor with metadata
+        exposure (``pipe("frame.tiff", intensity=0.05)``)."""
         if not isinstance(self.image_processor, RawISPImageProcessor):
+            if intensity is not None:
+                raise ValueError("intensity= needs a RawISPImageProcessor (a raw model's own processor)")
             return super().preprocess(image, timeout=timeout)
         device = self.device if self.device.type != "meta" else None
-        inputs = self.image_processor(images=image, return_tensors="pt", device=device)
+        inputs = self.image_processor(images=image, return_tensors="pt", device=device, intensity=intensity)
         return inputs.to(self.dtype) if self.dtype is not None else inputs
 
 

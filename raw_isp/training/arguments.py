@@ -110,10 +110,10 @@ class RawTrainingArguments:
         "colour preset of the ISP (neutral, drone, microscopy; default: the dataset's camera)"))
     image_size: int = field(default=256, metadata=_help(
         "model input size for presets (the raw tiles are 256x256)"))
-    exposure: str = field(default="none", metadata=_help(
-        "exposure stage of the ISP after black level: none (the study's pipelines), metadata (gain "
-        "1 / the frame's intensity ratio, from the dataset's intensity column) or auto (auto-exposure "
-        "from each frame)", choices=("none",) + EXPOSURE_MODES))
+    exposure: str = field(default="metadata", metadata=_help(
+        "exposure stage of the ISP after black level: metadata (default; gain 1 / the frame's intensity "
+        "ratio, from the dataset's intensity column), none (the study's 12 pipelines as they are) or auto "
+        "(auto-exposure from each frame)", choices=("none",) + EXPOSURE_MODES))
     augment: str = field(default="flips", metadata=_help(
         "flips: random horizontal/vertical flips and 90-degree turns of the developed view",
         choices=("none", "flips")))
@@ -397,6 +397,9 @@ class RawTrainingArguments:
         if unknown:
             logger.warning("%s: ignoring settings this version does not know: %s", path, ", ".join(unknown))
         values = {k: v for k, v in saved.items() if k in known and k not in SECRET_FIELDS}
+        # Settings saved before the exposure stage existed were trained without one (the default
+        # was "none" until it became "metadata").
+        values.setdefault("exposure", "none")
         bad = sorted(set(overrides) - known)
         if bad:
             raise TypeError(f"unknown training settings {bad}")
