@@ -158,6 +158,9 @@ def test_batches_pass_their_intensity_to_the_isp(tiny_search_inputs):
     # The learnable gain on top of the metadata one is searched like any group.
     r = search.search("exposure", 0.0, steps=2, lr=0.3)
     assert r.attained <= r.clean and set(r.state) >= {"exposure"}
+    # The log-gain starts at 0 stops: Adam's step is relative to 1 stop for it (a step of lr 0.05
+    # moves it 0.05 stops), not to the generic floor of 0.05 (0.0025 stops, too small to matter).
+    assert search.scales()["exposure"] == 1.0 and search.scales()["gamma"] == pytest.approx(2.2)
     with pytest.raises(ValueError, match="no intensity was given"):
         AdversarialISPSearch(metered, model, batches, "classification", 3)
     assert AdversarialISPSearch(reference, model, batches, "classification", 3).metric_name == "macro_f1"

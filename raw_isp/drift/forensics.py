@@ -57,6 +57,9 @@ GROUP_ALIASES = {"sharpening": "sharpen_kernel", "blur": "blur_kernel", "color_m
 #: Adam's step is relative to each parameter's scale: the RMS of its reference values, at least
 #: this (black levels are ~1e-5 for some cameras; a step relative to that would never move).
 SCALE_FLOOR = 0.05
+#: Scales of parameters whose reference value says nothing about their range: the exposure is a
+#: log-gain in stops that starts at 0 (a floor of 0.05 stops would move it 0.0025 stops a step).
+GROUP_SCALES = {"exposure": 1.0}
 #: Gamma is kept at or above this after every step (the ISP needs gamma > 0).
 GAMMA_MIN = 0.1
 
@@ -308,8 +311,10 @@ class AdversarialISPSearch:
     # ------------------------------------------------------------ search
 
     def scales(self) -> dict[str, float]:
-        """Each parameter's scale: RMS of its reference values, at least :data:`SCALE_FLOOR`."""
-        return {n: max(float(t.double().square().mean().sqrt()), SCALE_FLOOR) for n, t in self.reference_state.items()}
+        """Each parameter's scale: RMS of its reference values, at least :data:`SCALE_FLOOR`
+        (the exposure log-gain: 1 stop, :data:`GROUP_SCALES`)."""
+        return {n: max(float(t.double().square().mean().sqrt()), SCALE_FLOOR, GROUP_SCALES.get(n, 0.0))
+                for n, t in self.reference_state.items()}
 
     def search(self, group: str, lam: float, steps: int = 5, lr: float = 0.05) -> SearchResult:
         """Adversarial search in one parameter ``group`` (or ``"all"``) with penalty weight ``lam``.
