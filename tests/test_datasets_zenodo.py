@@ -189,17 +189,17 @@ def test_missing_record_offline_and_unreachable_are_told_apart(api, tmp_path: Pa
     real = socket.getaddrinfo
 
     def no_dns(host, *args, **kwargs):
-        if host == "zenodo.invalid":
+        if host == "no-dns.localhost":
             raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
         return real(host, *args, **kwargs)
 
     monkeypatch.setattr(socket, "getaddrinfo", no_dns)
-    monkeypatch.setenv("RAW_ISP_ZENODO_API", "http://zenodo.invalid/api")
-    with pytest.raises(SourceError, match=r"offline: the host name of http://zenodo.invalid/api/records/5235536 "
+    monkeypatch.setenv("RAW_ISP_ZENODO_API", "http://no-dns.localhost/api")
+    with pytest.raises(SourceError, match=r"offline: the host name of http://no-dns.localhost/api/records/5235536 "
                                           r"cannot be resolved"):
         raw_drone.load_dataset("segmentation-100", source="zenodo", cache_dir=cache)
     monkeypatch.setattr(datasets.config, "HF_HUB_OFFLINE", True)
-    with pytest.raises(SourceError, match=r"offline mode is on .* so http://zenodo.invalid/api/records/5235536 "
+    with pytest.raises(SourceError, match=r"offline mode is on .* so http://no-dns.localhost/api/records/5235536 "
                                           r"was not fetched"):
         raw_microscopy.load_dataset("raw-100", source="zenodo", cache_dir=cache)
     assert_clean(cache)

@@ -71,7 +71,7 @@ def test_bad_values_name_the_option(kwargs, message):
 def test_zenodo_record_reaches_the_builder_as_its_record_id():
     from raw_isp.training.data import builder_kwargs
 
-    args = RawTrainingArguments(source="zenodo", zenodo_record="https://doi.org/10.5281/zenodo.7654321")
+    args = RawTrainingArguments(source="zenodo", zenodo_record="10.5281/zenodo.7654321")
     assert args.zenodo_record == "7654321"
     assert builder_kwargs(args, 1.0)["record"] == "7654321"
     assert "record" not in builder_kwargs(RawTrainingArguments(source="zenodo"), 1.0)
