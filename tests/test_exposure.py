@@ -8,6 +8,7 @@ has brought to the exposure (``black + gain * (raw - black)``), on the interior 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 
@@ -57,6 +58,17 @@ def _interior(x: np.ndarray, m: int) -> np.ndarray:
 
 
 # ----------------------------------------------------------------------------- the gain itself
+
+
+def test_base_variant_names_the_pipeline_whatever_its_exposure():
+    plain = raw_isp.ISPConfig.from_variant("ma_s_me")
+    assert plain.variant == plain.base_variant == "ma_s_me"
+    for exposure in ("metadata", "auto", 2.0):
+        exposed = plain.with_exposure(exposure)
+        assert exposed.variant is None and exposed.base_variant == "ma_s_me"
+    tuned = dataclasses.replace(plain.with_exposure("auto"), auto_exposure_target=0.25, exposure_scale=0.5)
+    assert tuned.base_variant == "ma_s_me"
+    assert dataclasses.replace(plain, gamma=2.0).base_variant is None  # another pipeline, not an exposure
 
 
 def test_auto_statistic_is_the_trimmed_mean_of_tile_means():

@@ -25,7 +25,6 @@ logits, and the evaluation batches (raw mosaics in [0, 1] with their labels).
 from __future__ import annotations
 
 import copy
-import dataclasses
 import math
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -103,9 +102,9 @@ def parse_groups(spec: str | Iterable[str], isp: ParametrizedISP) -> list[str]:
             raise ValueError(f"unknown parameter group {name!r}; expected 'all' or one of {PARAMETER_GROUPS} "
                              f"(aliases {sorted(GROUP_ALIASES)})")
         if canon != "all" and getattr(isp, canon) is None:
-            plain = dataclasses.replace(isp.config, exposure=None)  # the variant's name, whatever its exposure
-            raise ValueError(f"parameter group {name!r}: this ISP ({plain.variant or plain.denoising}) has "
-                             f"no such parameter; its groups are {_available(isp)}")
+            which = isp.config.base_variant or isp.config.denoising
+            raise ValueError(f"parameter group {name!r}: this ISP ({which}) has no such parameter; its groups are "
+                             f"{_available(isp)}")
         if canon not in out:
             out.append(canon)
     return out

@@ -208,6 +208,13 @@ class ISPConfig:
         return None
 
     @property
+    def base_variant(self) -> str | None:
+        """The study's name of the pipeline this config runs after its exposure stage: the
+        :attr:`variant` with every exposure setting (``exposure``, ``exposure_scale``,
+        ``auto_exposure_*``) put back to its default, or None if that is none of the 12."""
+        return dataclasses.replace(self, **_EXPOSURE_DEFAULTS).variant
+
+    @property
     def sharpen_support(self) -> int:
         """Radius in pixels of the sharpening stage."""
         if self.sharpening == "sharpening_filter":

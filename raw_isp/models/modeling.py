@@ -368,10 +368,7 @@ def describe_isp(isp: torch.nn.Module) -> tuple[IspSpec, CameraPreset]:
     if not isinstance(isp, (StaticISP, ParametrizedISP)):
         raise TypeError(f"cannot describe an ISP of type {type(isp).__name__}; expected StaticISP, "
                         "ParametrizedISP or LearnedISP (or give isp_spec and camera)")
-    plain = {k: v for k, v in isp.config.to_dict().items() if "exposure" not in k}
-    variant = next((name for name in ISP_VARIANTS if plain == {
-        k: v for k, v in ISPConfig.from_variant(name, pattern=isp.config.pattern).to_dict().items()
-        if "exposure" not in k}), None)
+    variant = isp.config.base_variant
     if variant is None:
         raise ValueError(f"the ISP's config is none of the named variants {ISP_VARIANTS} ({isp.config}); a saved "
                          "folder records the ISP by its variant")
