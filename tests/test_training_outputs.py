@@ -5,12 +5,15 @@ any data is loaded."""
 
 import json
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 from raw_isp.training import check_output_dir, parse_training_args
 from raw_isp.training.cli import main as train_main
+from raw_isp.training.folders import MARKER_NAME, mark_owned
 from raw_isp.training.outputs import run_entries
 
 MICRO = ["--num_examples", "60", "--model_name_or_path", "vit-micro", "--per_device_train_batch_size", "8",
@@ -23,8 +26,9 @@ def cache(tmp_path_factory):
 
 
 def earlier_run(folder: Path) -> None:
-    """A finished run with a checkpoint, and a file of the user's."""
+    """A finished run (raw_isp's marker included) with a checkpoint, and a file of the user's."""
     (folder / "step_99").mkdir(parents=True)
+    mark_owned(folder, "training run")
     (folder / "step_99" / "trainer_state.json").write_text('{"completed_steps": 99, "epoch": 9}')
     (folder / "all_results.json").write_text('{"test_accuracy": 2.0}')
     (folder / "config.json").write_text("{}")
@@ -51,7 +55,7 @@ def test_a_folder_of_other_files_is_refused_too(tmp_path, capsys):
     out.mkdir()
     (out / "README.md").write_text("my notes")
     assert train_main("classification", ["--output_dir", str(out), "--cache_dir", str(tmp_path / "c"), *MICRO]) == 2
-    assert "not empty, it holds another run (README.md)" in capsys.readouterr().err
+    assert "not empty, it holds files (README.md)" in capsys.readouterr().err
     (out / "README.md").unlink()
     (out / "photo.jpg").write_bytes(b"x")
     assert train_main("classification", ["--output_dir", str(out), "--cache_dir", str(tmp_path / "c"), *MICRO]) == 2
@@ -125,3 +129,55 @@ def test_run_entries_name_what_a_run_writes(tmp_path):
         (tmp_path / name).mkdir() if name.startswith(("step", ".tmp")) else (tmp_path / name).write_text("")
     assert [p.name for p in run_entries(tmp_path)] == [".tmp_step_4", "all_results.json", "isp_config.json",
                                                        "model.safetensors", "step_3"]
+
+
+def test_overwrite_refuses_a_folder_raw_isp_did_not_write_and_deletes_nothing(tmp_path, capsys):
+    # issue 18: the user's README.md, config.json and drift_synthesis/ were deleted by name pattern
+    out, never = tmp_path / "mine", tmp_path / "cache_never_made"
+    (out / "drift_synthesis").mkdir(parents=True)
+    (out / "drift_synthesis" / "notes.md").write_text("mine")
+    (out / "README.md").write_text("my notes")
+    (out / "config.json").write_text('{"mine": 1}')
+    before = listing(out)
+    assert train_main("classification", ["--output_dir", str(out), "--cache_dir", str(never), *MICRO,
+                                         "--overwrite_output_dir"]) == 2
+    err = capsys.readouterr().err
+    assert f"--output_dir {out}: --overwrite_output_dir replaces only a folder written by raw_isp" in err
+    assert MARKER_NAME in err and "README.md, config.json, drift_synthesis/" in err and "nothing is deleted" in err
+    assert listing(out) == before and not (out / MARKER_NAME).exists() and not never.exists()
+
+
+_HOLD = """
+import sys
+from raw_isp.training.folders import lock_output_dir
+lock_output_dir(sys.argv[1])
+print("locked", flush=True)
+sys.stdin.read()
+"""
+
+
+def test_a_second_training_into_a_folder_in_use_fails_at_once_naming_the_other(tmp_path, capsys):
+    # issue 18: two trainings into one empty folder both passed the check; one died with a RuntimeError
+    out, never = tmp_path / "run", tmp_path / "cache_never_made"
+    other = subprocess.Popen([sys.executable, "-c", _HOLD, str(out)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                             text=True)
+    try:
+        assert other.stdout.readline().strip() == "locked"
+        assert train_main("classification", ["--output_dir", str(out), "--cache_dir", str(never), *MICRO]) == 2
+        err = capsys.readouterr().err
+        assert f"--output_dir {out}: in use by another process (pid {other.pid} on " in err
+        assert "choose another folder" in err and not never.exists()
+    finally:
+        other.communicate("")
+    from raw_isp.training.folders import lock_output_dir, unlock_output_dir
+
+    lock_output_dir(out)  # free once the other process is gone
+    unlock_output_dir(out)
+
+
+def test_a_finished_run_carries_the_marker_and_releases_its_lock(tmp_path, cache):
+    from raw_isp.training.folders import held_folders, is_owned
+
+    out = tmp_path / "run"
+    assert train_main("classification", ["--output_dir", str(out), "--cache_dir", cache, *MICRO]) == 0
+    assert is_owned(out) and str(out.resolve()) not in held_folders()

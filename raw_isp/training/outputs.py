@@ -9,6 +9,12 @@ The rules follow the transformers examples:
   (``--overwrite_output_dir``: the earlier run's files and checkpoints are deleted at the start,
   so a killed run never leaves an old model beside new checkpoints; files that are not a run's
   are kept and named in the log).
+* ``--overwrite_output_dir`` replaces only a folder the project wrote: one that carries the
+  marker of :mod:`raw_isp.training.folders` (written when a run claims its folder). A folder
+  without it that is not empty is refused, naming its files; nothing in it is deleted.
+* One run per folder: the main process holds the folder's lock
+  (:func:`~raw_isp.training.folders.lock_output_dir`) from :func:`prepare_output_dir` to
+  :func:`write_outputs`; a second process fails at once, naming the first.
 
 :func:`write_outputs` writes the model, processor and ISP, ``train_history.json``,
 ``training_args.json`` (never the Hub token), the model card and, last, ``all_results.json``,
@@ -27,6 +33,7 @@ from typing import Any
 
 from .arguments import TRAINING_ARGS_NAME, OptionError, RawTrainingArguments
 from .checkpoints import CHECKPOINT_PREFIX, find_checkpoint, list_checkpoints
+from .folders import MARKER_NAME, PROJECT_FILES, is_owned, lock_output_dir, mark_owned, unlock_output_dir, user_entries
 
 __all__ = [
     "RESULTS_NAME",
@@ -83,14 +90,20 @@ def check_output_dir(args: RawTrainingArguments) -> None:
             args.resume_from_checkpoint = find_checkpoint(args.resume_from_checkpoint, out)
         except ValueError as err:
             raise OptionError(str(err)) from None
-    elif out.is_dir() and not args.overwrite_output_dir:
-        entries = sorted(p for p in out.iterdir() if not p.name.startswith(".write_test_"))  # other processes' probes
-        if entries:
-            what = run_entries(out) or entries
-            kind = "another run" if run_entries(out) else "files"
+    elif out.is_dir():
+        entries = user_entries(out, ignore=(".write_test_",))  # other processes' probes
+        owned = is_owned(out)
+        if entries and not args.overwrite_output_dir:
+            what = (run_entries(out) if owned else []) or entries
+            kind = "another run" if owned and run_entries(out) else "files"
             raise OptionError(
                 f"--output_dir {out}: not empty, it holds {kind} ({_describe(what)}); use --overwrite_output_dir "
                 "to replace it, --resume_from_checkpoint to continue the run in it, or another folder")
+        if entries and not owned:
+            raise OptionError(
+                f"--output_dir {out}: --overwrite_output_dir replaces only a folder written by raw_isp (it carries "
+                f"the marker {MARKER_NAME}); this one holds files raw_isp did not write ({_describe(entries)}), "
+                "so nothing is deleted; choose an empty or another folder, or move the files away")
     try:
         out.mkdir(parents=True, exist_ok=True)
         with tempfile.NamedTemporaryFile(dir=out, prefix=".write_test_"):
@@ -101,11 +114,24 @@ def check_output_dir(args: RawTrainingArguments) -> None:
 
 def prepare_output_dir(args: RawTrainingArguments, is_main_process: bool = True) -> None:
     """:func:`check_output_dir`, then, for ``--overwrite_output_dir`` without a resume, delete the
-    earlier run's files and checkpoints (main process only). Other files stay; they are logged."""
+    earlier run's files and checkpoints (main process only). Other files stay; they are logged.
+
+    The main process first takes the folder's lock (released by :func:`write_outputs`, or when
+    the process ends) and checks again under it, then marks the folder as the project's.
+    Raises :class:`~raw_isp.training.folders.FolderInUse` when another process holds it."""
     check_output_dir(args)
-    if not args.overwrite_output_dir or args.resume_from_checkpoint or not is_main_process:
+    if not is_main_process:
         return
     out = Path(args.output_dir)
+    lock_output_dir(out)
+    try:
+        check_output_dir(args)  # another run may have filled it between the first check and the lock
+    except OptionError:
+        unlock_output_dir(out)
+        raise
+    mark_owned(out, "training run")
+    if not args.overwrite_output_dir or args.resume_from_checkpoint:
+        return
     old = run_entries(out)
     for entry in old:
         if entry.is_dir():
@@ -114,7 +140,7 @@ def prepare_output_dir(args: RawTrainingArguments, is_main_process: bool = True)
             entry.unlink()
     if old:
         logger.info("--overwrite_output_dir: deleted the earlier run in %s (%s)", out, _describe(old))
-    others = sorted(out.iterdir())
+    others = user_entries(out, ignore=(".write_test_",))
     if others:
         logger.warning("%s also holds %s, which is not a run's and is kept", out, _describe(others))
 
@@ -139,6 +165,8 @@ def write_outputs(args: RawTrainingArguments, result: Any) -> None:
     args.to_json_file(out / TRAINING_ARGS_NAME)
     (out / "README.md").write_text(model_card(args, result, model))
     (out / RESULTS_NAME).write_text(json.dumps(result.results, indent=2) + "\n")
+    mark_owned(out, "training run")
+    unlock_output_dir(out)
     if args.push_to_hub:
         from huggingface_hub import HfApi
 
@@ -146,4 +174,5 @@ def write_outputs(args: RawTrainingArguments, result: Any) -> None:
         api = HfApi(token=args.hub_token)
         api.create_repo(repo_id, exist_ok=True)
         api.upload_folder(repo_id=repo_id, folder_path=str(out),
-                          ignore_patterns=[f"{CHECKPOINT_PREFIX}*", f".tmp_{CHECKPOINT_PREFIX}*", ".write_test_*"])
+                          ignore_patterns=[f"{CHECKPOINT_PREFIX}*", f".tmp_{CHECKPOINT_PREFIX}*", ".write_test_*",
+                                           *PROJECT_FILES])
