@@ -189,3 +189,74 @@ def test_verify_file_checks_size_and_checksum(tmp_path: Path) -> None:
     verify_file(f, ManifestEntry("x.bin", "u", 800, md5=md5))
     with pytest.raises(SourceError, match=f"MD5 {md5} does not match Zenodo record 7's 0{{32}}"):
         verify_file(f, ManifestEntry("x.bin", "u", 800, md5="0" * 32, origin="Zenodo record 7"))
+
+
+def _overlapping_zip(path: Path, kernel: bytes, n: int) -> int:
+    """A zip of ``n`` members that share one Deflate stream (the "quoted overlap" construction):
+    member i's compressed data is a stored block quoting member i+1's local header, then member
+    i+1's data; the last holds ``kernel``. Each member inflates no more than ``kernel`` does.
+    Returns the sum of the members' uncompressed sizes."""
+    import struct
+    import zlib
+
+    comp = zlib.compressobj(9, zlib.DEFLATED, -15)
+    stream = comp.compress(kernel) + comp.flush()
+    names = [f"m{k:03d}.bin" for k in range(n)]
+
+    def local_header(name: str, crc: int, csize: int, usize: int) -> bytes:
+        return struct.pack("<IHHHHHIIIHH", 0x04034B50, 20, 0, 8, 0, 0, crc, csize, usize, len(name), 0) + name.encode()
+
+    datas, headers = [stream], []  # built from the last member back
+    plain = [kernel]
+    for k in range(n - 1, -1, -1):
+        header = local_header(names[k], zlib.crc32(plain[0]), len(datas[0]), len(plain[0]))
+        headers.insert(0, header)
+        if k:  # member k-1 quotes this header in a non-final stored block, then continues with this data
+            datas.insert(0, b"\x00" + struct.pack("<HH", len(header), len(header) ^ 0xFFFF) + header + datas[0])
+            plain.insert(0, header + plain[0])
+    body = headers[0] + datas[0]
+    offsets = [0]
+    for k in range(1, n):
+        offsets.append(offsets[-1] + len(headers[k - 1]) + 5)
+    central = b""
+    for k in range(n):
+        central += struct.pack("<IHHHHHHIIIHHHHHII", 0x02014B50, 20, 20, 0, 8, 0, 0, zlib.crc32(plain[k]),
+                               len(datas[k]), len(plain[k]), len(names[k]), 0, 0, 0, 0, 0, offsets[k]) + names[k].encode()
+    end = struct.pack("<IHHHHIIH", 0x06054B50, 0, 0, n, n, len(central), len(body), 0)
+    path.write_bytes(body + central + end)
+    return sum(len(p) for p in plain)
+
+
+def test_members_sharing_one_deflate_stream_are_refused_before_writing(tmp_path: Path) -> None:
+    # issue 18: 40 overlapping members, each under the per-member ratio, multiplied one stream
+    import numpy as np
+
+    kernel = np.random.default_rng(0).integers(0, 4, 2 << 20, dtype=np.uint8).tobytes()  # ~4x with Deflate
+    src = tmp_path / "overlap.zip"
+    total = _overlapping_zip(src, kernel, 40)
+    with zipfile.ZipFile(src) as zf:  # a valid archive: Python 3.11's zipfile reads every member
+        assert zf.read("m000.bin")[-len(kernel):] == kernel and zf.read("m039.bin") == kernel
+    assert total > 40 * len(kernel) and total > 100 * src.stat().st_size
+    with pytest.raises(ArchiveError, match=r"overlap.zip: member 'm000.bin' overlaps member 'm001.bin' in the file"):
+        safe_extract_zip(src, tmp_path / "out")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["overlap.zip"]  # nothing written at all
+
+
+def test_the_extraction_budget_bounds_many_small_members(tmp_path: Path) -> None:
+    # members under the 1 MiB ratio floor are not ratio-checked one by one; the archive's budget adds them up
+    from raw_isp.data.archive import extraction_budget
+
+    src = tmp_path / "small.zip"
+    member = bytes((1 << 20) - 1)
+    with zipfile.ZipFile(src, "w", zipfile.ZIP_DEFLATED) as zf:
+        for k in range(40):
+            zf.writestr(f"f{k}.bin", member)
+    budget = extraction_budget(src.stat().st_size, ExtractLimits())
+    assert budget < 40 * len(member) and budget == max(1 << 20, 100 * src.stat().st_size)
+    with pytest.raises(ArchiveError, match=r"extraction budget of [\d,]+ bytes \(max_ratio=100 times its"):
+        safe_extract_zip(src, tmp_path / "out")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["small.zip"]
+    # a larger floor lets the same archive through
+    limits = ExtractLimits(ratio_floor=1 << 30)
+    assert extraction_budget(src.stat().st_size, limits) == 1 << 30
+    assert len(list(safe_extract_zip(src, tmp_path / "ok", limits=limits).iterdir())) == 40

@@ -4,7 +4,12 @@
 drive letters, no ``..`` components, no symbolic links or other special files, no duplicate
 names, no member larger than :attr:`ExtractLimits.max_member_bytes`, none that inflates more than
 :attr:`ExtractLimits.max_ratio` times (raw sensor frames compress about 1.2-3x with Deflate; a
-zip bomb of zeros about 1000x), and a bounded total. It then extracts into a temporary folder
+zip bomb of zeros about 1000x), no two members whose data overlap in the file (members that
+share one Deflate stream would multiply it), and a bounded total. The archive as a whole has an
+*extraction budget* (:func:`extraction_budget`): at most ``max_ratio`` times its size on disk
+(never less than ``ratio_floor``, never more than ``max_total_bytes``), checked against the
+declared sizes before anything is written and against the bytes actually written while
+extracting, so many small members under the per-member ratio floor cannot add up. It then extracts into a temporary folder
 beside the target and renames it into place, so a failure (a bad member, a CRC error in a
 truncated or corrupt archive, a full disk) leaves neither a half-written target nor the
 temporary folder behind. :func:`extract_cached` does this once per archive into a cache.
@@ -30,6 +35,7 @@ __all__ = [
     "DEFAULT_LIMITS",
     "DEFAULT_MAX_TOTAL_BYTES",
     "safe_extract_zip",
+    "extraction_budget",
     "zip_member_names",
     "extract_cached",
     "archive_key",
@@ -114,6 +120,28 @@ def _member_problem(info: zipfile.ZipInfo, limits: ExtractLimits) -> str | None:
     return None
 
 
+def extraction_budget(archive_bytes: int, limits: ExtractLimits) -> int:
+    """The most bytes one archive of ``archive_bytes`` bytes may extract to: ``max_ratio`` times
+    its size, at least ``ratio_floor``, at most ``max_total_bytes``."""
+    return min(limits.max_total_bytes, max(limits.ratio_floor, int(limits.max_ratio * archive_bytes)))
+
+
+def _overlap_problem(zf: zipfile.ZipFile, infos: list[zipfile.ZipInfo]) -> str | None:
+    """Two members whose local header and data overlap in the file (the data of each must end
+    before the next member's header, and the last before the central directory)."""
+    members = sorted((i for i in infos if not i.is_dir()), key=lambda i: i.header_offset)
+    end_of_data = getattr(zf, "start_dir", None)
+    for a, b in zip(members, members[1:] + [None]):
+        # 30 bytes of fixed local header + the name: a lower bound on where a's data starts.
+        end = a.header_offset + 30 + len(a.orig_filename.encode("utf-8")) + a.compress_size
+        limit = b.header_offset if b is not None else end_of_data
+        if limit is not None and end > limit:
+            other = f"member {b.filename!r}" if b is not None else "the central directory"
+            return (f"member {a.filename!r} overlaps {other} in the file (members sharing compressed data, a "
+                    "decompression bomb)")
+    return None
+
+
 def _relative_parts(name: str) -> tuple[str, ...]:
     return tuple(p for p in re.split(r"[\\/]", name) if p not in ("", "."))
 
@@ -151,7 +179,23 @@ def _checked_members(src: Path, zf: zipfile.ZipFile, limits: ExtractLimits) -> l
                 f"{src}: members add up to more than max_total_bytes={limits.max_total_bytes} bytes "
                 f"uncompressed (at member {info.filename!r}); refusing to extract"
             )
+    overlap = _overlap_problem(zf, infos)
+    if overlap is not None:
+        raise ArchiveError(f"{src}: {overlap}; refusing to extract")
+    budget = extraction_budget(_size_on_disk(src), limits)
+    if total > budget:
+        raise ArchiveError(
+            f"{src}: members add up to {total:,} bytes uncompressed, more than the archive's extraction budget of "
+            f"{budget:,} bytes (max_ratio={limits.max_ratio:g} times its {_size_on_disk(src):,} bytes, ExtractLimits); "
+            "raw image data compresses about 1.2-3x, so this looks like a decompression bomb; refusing to extract")
     return infos
+
+
+def _size_on_disk(src: Path) -> int:
+    try:
+        return src.stat().st_size
+    except OSError:
+        return 0
 
 
 def zip_member_names(zip_path: str | os.PathLike[str], limits: ExtractLimits | None = None) -> list[str]:
@@ -200,6 +244,7 @@ def safe_extract_zip(
         raise FileExistsError(f"{target}: target folder of {src} already exists")
     with _open_zip(src) as zf:
         infos = _checked_members(src, zf, limits)
+        budget = extraction_budget(_size_on_disk(src), limits)
         target.parent.mkdir(parents=True, exist_ok=True)
         tmp = target.parent / f".{target.name}.extract-{secrets.token_hex(6)}"
         tmp.mkdir()
@@ -221,10 +266,10 @@ def safe_extract_zip(
                                 break
                             written += len(block)
                             member += len(block)
-                            if written > limits.max_total_bytes or member > info.file_size:
+                            if written > budget or member > info.file_size:
                                 raise ArchiveError(
-                                    f"{src}: member {info.filename!r} expands beyond its declared size or "
-                                    f"max_total_bytes={limits.max_total_bytes}; refusing to extract"
+                                    f"{src}: member {info.filename!r} expands beyond its declared size or the "
+                                    f"archive's extraction budget of {budget:,} bytes; refusing to extract"
                                 )
                             fout.write(block)
                 except ArchiveError:
