@@ -70,7 +70,10 @@ class ParametrizedISP(torch.nn.Module):
     Parameters (normalised units): ``black_level (4,)`` per positional CFA site;
     ``exposure ()`` a log-gain in stops (EV); ``white_balance (3,)``; ``colour_matrix (3, 3)``;
     ``sharpen_kernel (k, k)`` correlation kernel on luma; ``blur_kernel (k, k)`` (only with
-    Gaussian or "kernel" denoising); ``gamma ()``.
+    Gaussian or "kernel" denoising); ``gamma ()``. The kernels are applied projected onto their
+    initial sums (a learned kernel changes shape, not the brightness of a flat patch).
+    :meth:`optimizer_groups` gives the black level a rate divided by the exposure gain, so
+    one optimiser step means the same change of the developed view at every light level.
 
     Exposure: the gain on the black-subtracted mosaic is ``2 ** exposure`` times the gain of the
     config's exposure setting (1 without one; ``exposure_scale / intensity`` with "metadata";
@@ -120,6 +123,11 @@ class ParametrizedISP(torch.nn.Module):
         else:
             self.blur_kernel = None
         param("gamma", cfg.gamma)
+        # The kernels' sums (their gain on a flat patch) stay at their initial values: the
+        # forward pass projects each learned kernel onto that sum (see _kernel), so sharpening
+        # and blur learn a shape while brightness stays with exposure and white balance.
+        self._kernel_sums = {name: float(getattr(self, name).detach().sum())
+                             for name in ("sharpen_kernel", "blur_kernel") if getattr(self, name) is not None}
         self._fixed_denoise = None if self.blur_kernel is not None else config_denoise_fn(cfg)
         # Margin: demosaic support plus the radius of the (possibly larger) learnable kernels.
         luma = self.sharpen_kernel.shape[-1] // 2 + (
@@ -129,6 +137,36 @@ class ParametrizedISP(torch.nn.Module):
         self.margin = support + support % 2
         self.stage_grads: dict[str, torch.Tensor] = {}
         self.register_load_state_dict_pre_hook(_default_exposure)
+
+    def _kernel(self, name: str) -> torch.Tensor:
+        """The learnable kernel ``name`` projected onto its initial sum: ``k - (sum(k) - s0) / k.numel()``
+        (the identity at initialisation, so the initial view is the static one exactly)."""
+        k = getattr(self, name)
+        return k - (k.sum() - self._kernel_sums[name]) / k.numel()
+
+    def optimizer_groups(self, lr: float, reference_gain: float = 1.0) -> list[dict]:
+        """Optimiser parameter groups of the trainable parameters, in units where one step moves
+        the developed view by a similar amount at every light level.
+
+        The black level is subtracted *before* the exposure gain, so a step ``d`` of it moves the
+        developed mosaic by ``d * gain``: at ratio 0.01 with metadata exposure (gain 100) a
+        hundred times more than at full light. Its rate is therefore ``lr / reference_gain``
+        (``reference_gain``: the exposure gain of the training frames, e.g.
+        :meth:`exposure_gain` averaged over a batch; 1 without exposure). Every other group
+        (exposure in stops, white balance, colour matrix, kernels, gamma) acts after the gain
+        and keeps ``lr``. Returns ``[{"params", "lr", "weight_decay": 0, "name"}, ...]``, one
+        group per trainable parameter (empty if none is trainable).
+        """
+        if not (reference_gain > 0 and torch.isfinite(torch.as_tensor(reference_gain))):
+            raise ValueError(f"reference_gain must be a positive finite number, got {reference_gain}")
+        groups = []
+        for name in PARAMETER_GROUPS:
+            p = getattr(self, name)
+            if p is None or not p.requires_grad:
+                continue
+            rate = lr / float(reference_gain) if name == "black_level" else lr
+            groups.append({"params": [p], "lr": rate, "weight_decay": 0.0, "name": f"isp.{name}"})
+        return groups
 
     def extra_repr(self) -> str:
         return f"config={self.config.variant or self.config}, camera={self.camera_name}, margin={self.margin}"
@@ -166,9 +204,9 @@ class ParametrizedISP(torch.nn.Module):
             demosaic=cfg.demosaic,
             pattern=cfg.pattern,
             sharpening="kernel",
-            sharpen_kernel=self.sharpen_kernel.detach().cpu().double().tolist(),
+            sharpen_kernel=self._kernel("sharpen_kernel").detach().cpu().double().tolist(),
             denoising="kernel" if has_blur else cfg.denoising,
-            blur_kernel=self.blur_kernel.detach().cpu().double().tolist() if has_blur else None,
+            blur_kernel=self._kernel("blur_kernel").detach().cpu().double().tolist() if has_blur else None,
             median_size=cfg.median_size,
             fft_keep_fraction=cfg.fft_keep_fraction,
             gamma=float(self.gamma.detach()),
@@ -211,9 +249,11 @@ class ParametrizedISP(torch.nn.Module):
     def forward(self, raw, return_stages: bool = False, *, intensity=None):
         p = self.black_level
         x, single = as_raw_tensor(raw, device=p.device, dtype=p.dtype)
-        sharpen = lambda y: conv2d_same(y, self.sharpen_kernel, "symmetric")  # noqa: E731
+        sharpen_kernel = self._kernel("sharpen_kernel")
+        sharpen = lambda y: conv2d_same(y, sharpen_kernel, "symmetric")  # noqa: E731
         if self.blur_kernel is not None:
-            denoise = lambda y: conv2d_same(y, self.blur_kernel, "symmetric")  # noqa: E731
+            blur_kernel = self._kernel("blur_kernel")
+            denoise = lambda y: conv2d_same(y, blur_kernel, "symmetric")  # noqa: E731
         else:
             denoise = self._fixed_denoise
         result = run_stages(

@@ -269,6 +269,8 @@ MODEL_PRESETS: dict[str, dict[str, Any]] = {
     # (the transformers ResNetConfig defaults); stem width 64.
     "resnet-18": {"model_type": "resnet", "layer_type": "basic", "depths": [2, 2, 2, 2],
                   "hidden_sizes": [64, 128, 256, 512], "embedding_size": 64},
+    "resnet-34": {"model_type": "resnet", "layer_type": "basic", "depths": [3, 4, 6, 3],
+                  "hidden_sizes": [64, 128, 256, 512], "embedding_size": 64},
     "resnet-50": {"model_type": "resnet", "layer_type": "bottleneck", "depths": [3, 4, 6, 3],
                   "hidden_sizes": [256, 512, 1024, 2048], "embedding_size": 64},
     "resnet-micro": {"model_type": "resnet", "layer_type": "basic", "depths": [1, 1], "hidden_sizes": [8, 16],
@@ -277,6 +279,7 @@ MODEL_PRESETS: dict[str, dict[str, Any]] = {
     # (the transformers UperNetConfig default). No auxiliary FCN head (a training aid whose loss
     # only the model computes; --class_balance weighted_loss computes the loss outside it).
     "upernet-resnet18": {"model_type": "upernet", "hidden_size": 512, "backbone": "resnet-18"},
+    "upernet-resnet34": {"model_type": "upernet", "hidden_size": 512, "backbone": "resnet-34"},
     "upernet-resnet50": {"model_type": "upernet", "hidden_size": 512, "backbone": "resnet-50"},
     "upernet-micro": {"model_type": "upernet", "hidden_size": 16, "pool_scales": [1, 2], "backbone": "resnet-micro"},
 }

@@ -82,6 +82,9 @@ class RawTrainingArguments:
     intensity: float = field(default=1.0, metadata=_help(
         "light intensity ratio of the frames to train on, one of the captured ratios "
         "(1.0, 0.75, 0.5, 0.25, 0.1, 0.05, 0.01)"))
+    split_seed: int = field(default=0, metadata=_help(
+        "seed of the dataset's grouped, stratified train / validation / test split (Raw2Logit reports the mean "
+        "over 5 random re-splits: run seeds 0-4)"))
     fold: Optional[int] = field(default=None, metadata=_help("cross-validation fold (default: the fixed split)"))
     n_folds: int = field(default=5, metadata=_help("number of cross-validation folds"))
     num_examples: Optional[int] = field(default=None, metadata=_help(
@@ -97,6 +100,11 @@ class RawTrainingArguments:
     dataloader_num_workers: Optional[int] = field(default=None, metadata=_help(
         "worker processes per data loader (default: 0 on the CPU; 2 with a CUDA device, each keeping 2 "
         "batches ready, so the next batch is gathered while the current one trains)"))
+
+    protocol: Optional[str] = field(default=None, metadata=_help(
+        "start from a published setup's settings (raw2logit: Oala et al.'s ResNet-18 / UperNet-ResNet-34, Adam at "
+        "1e-5 for model and ISP, batch 32, 100 epochs, no exposure stage; see docs/training.md); options given "
+        "on the command line override them", choices=("raw2logit",)))
 
     # ------------------------------------------------------------ model and ISP
     model_name_or_path: Optional[str] = field(default=None, metadata=_help(
@@ -139,6 +147,21 @@ class RawTrainingArguments:
     learning_rate: Optional[float] = field(default=None, metadata=_help(
         "AdamW learning rate of the task model"))
     isp_learning_rate: float = field(default=1e-3, metadata=_help("learning rate of a trainable ISP"))
+    isp_rate_units: str = field(default="developed", metadata=_help(
+        "developed: a parametrized ISP's black level learns at --isp_learning_rate divided by the exposure gain "
+        "of the training frames (it is subtracted before the gain, so a step moves a dim frame's view gain times "
+        "more), the other ISP parameters at the rate itself; raw: every ISP parameter at --isp_learning_rate "
+        "(before 0.2)", choices=("developed", "raw")))
+    isp_max_grad_norm: float = field(default=1.0, metadata=_help(
+        "clip the gradient norm of a trainable ISP's parameters to this (0: no clipping; the task model is not "
+        "clipped)"))
+    optim: str = field(default="adamw", metadata=_help(
+        "adamw: AdamW with --weight_decay on the task model's matrices; adam: Adam without weight decay, one "
+        "rate for the task model (Raw2Logit's optimiser)", choices=("adamw", "adam")))
+    loss: str = field(default="ce", metadata=_help(
+        "segmentation loss: ce (pixel cross-entropy, the model's own), dice (soft Dice of the foreground "
+        "classes), dice_ce (their sum; Raw2Logit trained its drone segmenter with Dice); classification: ce only",
+        choices=("ce", "dice", "dice_ce")))
     weight_decay: float = field(default=0.05, metadata=_help("AdamW weight decay (matrices only)"))
     num_train_epochs: Optional[int] = field(default=None, metadata=_help(
         "training epochs"))
@@ -227,6 +250,8 @@ class RawTrainingArguments:
         if self.intensity not in info.intensities:
             raise OptionError(f"--intensity {self.intensity}: the data is captured at {info.intensities}; "
                               "choose one of those")
+        if isinstance(self.split_seed, bool) or not isinstance(self.split_seed, int) or self.split_seed < 0:
+            raise OptionError(f"--split_seed must be an integer >= 0, got {self.split_seed}")
         _positive(self, "n_folds", "num_examples", "num_scenes", "max_train_samples", "max_eval_samples")
         if self.fold is not None and not 0 <= self.fold < self.n_folds:
             raise OptionError(f"--fold must be in 0..{self.n_folds - 1} (--n_folds {self.n_folds}), got {self.fold}")
@@ -279,7 +304,15 @@ class RawTrainingArguments:
     def _check_optimisation(self) -> None:
         _positive(self, "per_device_train_batch_size", "per_device_eval_batch_size", "num_train_epochs",
                   "max_train_steps", "gradient_accumulation_steps", "logging_steps")
-        for name in ("learning_rate", "isp_learning_rate", "weight_decay"):
+        if self.isp_rate_units not in ("developed", "raw"):
+            raise OptionError(f"--isp_rate_units {self.isp_rate_units!r}: expected developed or raw")
+        if self.optim not in ("adamw", "adam"):
+            raise OptionError(f"--optim {self.optim!r}: expected adamw or adam")
+        if self.loss not in ("ce", "dice", "dice_ce"):
+            raise OptionError(f"--loss {self.loss!r}: expected ce, dice or dice_ce")
+        if self.loss != "ce" and not get_task(self.task).dense:
+            raise OptionError(f"--loss {self.loss}: Dice losses are for segmentation masks; {self.task} uses ce")
+        for name in ("learning_rate", "isp_learning_rate", "weight_decay", "isp_max_grad_norm"):
             value = getattr(self, name)
             if not (isinstance(value, (int, float)) and math.isfinite(value) and value >= 0):
                 raise OptionError(f"--{name} must be a finite number >= 0, got {value}")
@@ -472,8 +505,16 @@ def parse_training_args(task: str, argv: list[str] | None = None, **defaults: An
     """Parse a training command line for ``task`` (``argv``: default ``sys.argv[1:]``). Every
     check that needs no data runs here: a bad value exits with a message naming the option."""
     parser = build_parser(task, **defaults)
-    if parser.parse_known_args(argv)[0].task != task:  # before the checks, which depend on the task
+    known = parser.parse_known_args(argv)[0]
+    if known.task != task:  # before the checks, which depend on the task
         parser.error(f"--task: this command trains {task}")
+    if known.protocol is not None:  # the protocol's settings become the defaults the command line overrides
+        from .protocols import protocol_defaults
+
+        try:
+            parser.set_defaults(**protocol_defaults(known.protocol, task))
+        except ValueError as err:
+            parser.error(str(err))
     try:
         (args,) = parser.parse_args_into_dataclasses(argv, look_for_args_file=False)
     except ValueError as err:

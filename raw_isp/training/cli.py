@@ -10,6 +10,7 @@ from typing import Any
 
 from .arguments import OptionError, RawTrainingArguments, parse_training_args
 from .outputs import check_output_dir
+from .registry import get_task
 
 __all__ = ["main", "print_summary"]
 
@@ -19,6 +20,11 @@ def print_summary(args: RawTrainingArguments, results: dict[str, Any]) -> None:
     for split, name in (("eval", "validation"), ("test", "test")):
         print(f"{name}: " + ", ".join(f"{k} {results[f'{split}_{k}']:.4f}" for k in args.headline_metrics
                                       if f"{split}_{k}" in results))
+    if "test_baseline_class" in results:
+        trivial = "all " + results["test_baseline_class"] if get_task(args.task).dense else \
+            f"always {results['test_baseline_class']}"
+        print(f"baseline ({trivial}, the training split's most frequent class): test " + ", ".join(
+            f"{k} {results[f'test_baseline_{k}']:.4f}" for k in args.headline_metrics if f"test_baseline_{k}" in results))
     print(f"wrote {args.output_dir}/ (model, processor, ISP, all_results.json, README.md)")
 
 

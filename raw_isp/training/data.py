@@ -45,7 +45,7 @@ def builder_kwargs(args: RawTrainingArguments, intensity: float | None) -> dict[
     """Keyword arguments of the dataset package's ``load_dataset`` for a run's settings."""
     info = get_dataset(args.dataset)
     kwargs: dict[str, Any] = dict(source=args.source, data_dir=args.data_dir, cache_dir=args.cache_dir,
-                                  intensity=intensity, seed=0, n_folds=args.n_folds, fold=args.fold)
+                                  intensity=intensity, seed=args.split_seed, n_folds=args.n_folds, fold=args.fold)
     if args.num_examples:
         kwargs[info.size_kwarg] = args.num_examples
     if args.zenodo_record is not None:

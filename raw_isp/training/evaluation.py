@@ -143,3 +143,23 @@ def prefixed(prefix: str, metrics: dict[str, Any]) -> dict[str, Any]:
     """``eval_accuracy``-style keys with JSON values; lists (per-class scores, confusion
     matrices) are kept under the same prefix."""
     return {f"{prefix}_{k}": v for k, v in raw_metrics.jsonable(metrics).items()}
+
+
+def constant_prediction_scores(train_counts, test_counts, task: str, label_names: list[str]) -> dict[str, Any]:
+    """The trivial baseline: the scores of always predicting the training split's most frequent
+    class (classification: the majority class; segmentation: the most frequent pixel class, all
+    background on Raw-Drone) on a split with per-class counts ``test_counts (K,)`` (images, or
+    pixels for masks). Returns ``{"class": name, <score>: value, ...}`` with the scalar scores
+    of :func:`raw_isp.metrics.scores.classification_scores` / ``segmentation_scores``."""
+    from ..metrics.scores import classification_scores, segmentation_scores
+
+    train_counts, test_counts = np.asarray(train_counts, dtype=np.int64), np.asarray(test_counts, dtype=np.int64)
+    k = len(label_names)
+    if train_counts.shape != (k,) or test_counts.shape != (k,):
+        raise ValueError(f"class counts must have {k} entries, got {train_counts.shape} and {test_counts.shape}")
+    c = int(np.argmax(train_counts))
+    cm = np.zeros((k, k), dtype=np.int64)
+    cm[:, c] = test_counts  # rows: reference labels, columns: predictions
+    scores = (segmentation_scores if get_task(task).dense else classification_scores)(cm, label_names)
+    return {"class": label_names[c], **{m: float(v) for m, v in scores.items() if isinstance(v, (int, float))}}
+

@@ -38,12 +38,14 @@ from .arguments import OptionError, RawTrainingArguments
 from .augment import DriftAugmentation, compose
 from .callbacks import TrainingCallback
 from .checkpoints import read_best_model, read_checkpoint_state, save_checkpoint
-from .data import balanced_weights, class_counts, flips, label_names as split_label_names, load_splits, make_loader
-from .evaluation import evaluate_model, prefixed
+from ..data.arrow import RawBatches
+from .data import (RawCollate, balanced_weights, class_counts, flips, label_names as split_label_names, load_splits,
+                   make_loader)
+from .evaluation import constant_prediction_scores, evaluate_model, prefixed
 from .outputs import prepare_output_dir
 from .registry import get_task
 
-__all__ = ["TrainResult", "build_model", "task_loss", "train"]
+__all__ = ["TrainResult", "build_model", "dice_loss", "reference_gain", "task_loss", "train"]
 
 logger = logging.getLogger(__name__)
 
@@ -78,11 +80,15 @@ def build_model(args: RawTrainingArguments, label_names: list[str]) -> RawISPMod
     from ..models.processor import CAMERA_NORMALIZATION, RawISPImageProcessor
 
     camera = args.camera_name
-    isp = build_isp(args.isp, camera=camera, exposure=args.exposure_setting)
     try:
         task_model = build_task_model(args.task, args.model_name_or_path, label_names, args.image_size)
     except ValueError as err:
         raise OptionError(f"--model_name_or_path: {err}") from None
+    # The task model is drawn first and the ISP (a learned ISP draws its own initial weights)
+    # from a forked generator, so every ISP kind starts from the same task-model weights and
+    # leaves the global generator as a static ISP does.
+    with torch.random.fork_rng(devices=[]):
+        isp = build_isp(args.isp, camera=camera, exposure=args.exposure_setting)
     size = model_input_size(task_model, args.image_size)
     processor = RawISPImageProcessor(isp=parse_isp(args.isp).variant or "bi_s_ga", camera=camera, size=size,
                                      exposure=args.exposure_setting, **CAMERA_NORMALIZATION.get(camera, {}))
@@ -90,14 +96,41 @@ def build_model(args: RawTrainingArguments, label_names: list[str]) -> RawISPMod
 
 
 def task_loss(logits: torch.Tensor, labels: torch.Tensor, task: str, weight: torch.Tensor | None = None,
-              ignore_index: int = 255) -> torch.Tensor:
-    """Mean cross-entropy of a batch, with class weights ``weight (C,)`` (PyTorch's weighted mean:
-    divided by the summed weights of the targets). Classification ``logits (B, C)``; segmentation
-    ``logits (B, C, h, w)`` upsampled bilinearly to the masks' ``(H, W)`` first (as SegFormer's
-    own loss does), pixels labelled ``ignore_index`` left out. With ``weight`` None or all ones it
-    equals the transformers models' own loss."""
+              ignore_index: int = 255, loss: str = "ce") -> torch.Tensor:
+    """The training loss of a batch.
+
+    ``loss="ce"``: mean cross-entropy with class weights ``weight (C,)`` (PyTorch's weighted mean:
+    divided by the summed weights of the targets); with ``weight`` None or all ones it equals the
+    transformers models' own loss. ``"dice"``: the soft Dice loss of the foreground classes
+    (1..C-1; every class when C = 1), ``1 - (2 sum(p y) + 1) / (sum(p) + sum(y) + 1)`` over all
+    pixels of the batch, averaged over those classes (``p``: softmax probability, ``y``: one-hot
+    label), insensitive to how small the foreground is; ``"dice_ce"``: their sum.
+    Classification ``logits (B, C)``; segmentation ``logits (B, C, h, w)`` upsampled bilinearly to
+    the masks' ``(H, W)`` first (as SegFormer's own loss does), pixels labelled ``ignore_index``
+    left out."""
     logits = logits_at(logits, labels.shape[-2:]) if get_task(task).dense else logits.float()
-    return torch.nn.functional.cross_entropy(logits, labels, weight=weight, ignore_index=ignore_index)
+    total = 0.0
+    if loss in ("ce", "dice_ce"):
+        total = torch.nn.functional.cross_entropy(logits, labels, weight=weight, ignore_index=ignore_index)
+    if loss in ("dice", "dice_ce"):
+        total = total + dice_loss(logits, labels, ignore_index)
+    if loss not in ("ce", "dice", "dice_ce"):
+        raise ValueError(f"loss must be ce, dice or dice_ce, got {loss!r}")
+    return total
+
+
+def dice_loss(logits: torch.Tensor, labels: torch.Tensor, ignore_index: int = 255) -> torch.Tensor:
+    """Soft Dice loss of the foreground classes (see :func:`task_loss`): ``logits (B, C, H, W)``,
+    ``labels (B, H, W)`` int64 class indices -> a scalar in [0, 1)."""
+    probs = logits.float().softmax(1)
+    valid = (labels != ignore_index).unsqueeze(1)
+    onehot = torch.nn.functional.one_hot(labels.clamp(0, logits.shape[1] - 1), logits.shape[1]).permute(0, 3, 1, 2)
+    probs, onehot = probs * valid, onehot.to(probs.dtype) * valid
+    dims = (0, 2, 3)
+    inter, total = (probs * onehot).sum(dims), probs.sum(dims) + onehot.sum(dims)
+    dice = (2 * inter + 1) / (total + 1)
+    fg = dice[1:] if dice.numel() > 1 else dice
+    return 1 - fg.mean()
 
 
 def _make_accelerator(args: RawTrainingArguments):
@@ -118,15 +151,44 @@ def _make_accelerator(args: RawTrainingArguments):
     return accelerator
 
 
-def _optimizer(model: RawISPModel, args: RawTrainingArguments) -> torch.optim.Optimizer:
-    """AdamW: weight decay on the task model's matrices only; a trainable ISP at its own rate."""
+def _optimizer(model: RawISPModel, args: RawTrainingArguments, reference_gain: float = 1.0) -> torch.optim.Optimizer:
+    """AdamW (``--optim adam``: Adam, one group without weight decay, as Raw2Logit): weight decay
+    on the task model's matrices only; a trainable ISP at ``--isp_learning_rate``. With
+    ``--isp_rate_units developed`` an ISP that offers :meth:`optimizer_groups` (the parametrized
+    one) gets its black level's rate divided by ``reference_gain``, the exposure gain of the
+    training frames, so that a step moves the developed view alike at every light level."""
     isp_params = [p for p in model.isp.parameters() if p.requires_grad]
-    decay = [p for n, p in model.model.named_parameters() if p.ndim > 1]
-    no_decay = [p for n, p in model.model.named_parameters() if p.ndim <= 1]
-    groups = [{"params": decay, "weight_decay": args.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    if args.optim == "adam":
+        groups = [{"params": [p for p in model.model.parameters()], "weight_decay": 0.0}]
+    else:
+        decay = [p for n, p in model.model.named_parameters() if p.ndim > 1]
+        no_decay = [p for n, p in model.model.named_parameters() if p.ndim <= 1]
+        groups = [{"params": decay, "weight_decay": args.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
     if isp_params:
-        groups.append({"params": isp_params, "weight_decay": 0.0, "lr": args.isp_learning_rate})
-    return torch.optim.AdamW(groups, lr=args.learning_rate)
+        if args.isp_rate_units == "developed" and hasattr(model.isp, "optimizer_groups"):
+            groups += model.isp.optimizer_groups(args.isp_learning_rate, reference_gain)
+        else:
+            groups.append({"params": isp_params, "weight_decay": 0.0, "lr": args.isp_learning_rate})
+    kind = torch.optim.Adam if args.optim == "adam" else torch.optim.AdamW
+    return kind(groups, lr=args.learning_rate)
+
+
+def reference_gain(model: RawISPModel, train_split, args: RawTrainingArguments, n: int = 32) -> float:
+    """The mean exposure gain of the ISP on the first ``n`` training frames (1 without an
+    exposure stage): the light level the ISP's optimiser groups are scaled to."""
+    gain_fn = getattr(model.isp, "exposure_gain", None)
+    if (args.isp_rate_units != "developed" or not hasattr(model.isp, "optimizer_groups") or gain_fn is None
+            or not any(p.requires_grad for p in model.isp.parameters())):
+        return 1.0
+    from ..models.modeling import decode_raw
+
+    batch = RawCollate(args.label_column, args.intensity)(
+        RawBatches(train_split.select_columns([c for c in ("image", args.label_column, "intensity")
+                                               if c in train_split.column_names]), output="torch")[
+            list(range(min(n, len(train_split))))])
+    with torch.no_grad():
+        gain = gain_fn(decode_raw(batch["raw"]), intensity=batch["intensity"])
+    return 1.0 if gain is None else float(torch.as_tensor(gain, dtype=torch.float64).mean())
 
 
 def _class_balance(args: RawTrainingArguments, train_split, names: list[str]):
@@ -192,6 +254,9 @@ class _Loop:
         self.augment = flips(args.seed) if args.augment == "flips" else None
         self.augmentation = augmentation if augmentation is not None and augmentation.active else None
         self.class_weights = class_weights
+        self.isp_params = [p for p in accelerator.unwrap_model(model).isp.parameters() if p.requires_grad]
+        self._deferred_checkpoint = False  # a step checkpoint due on an epoch's last step
+        self._evaluate_each_epoch = True
         self.history: list[dict[str, Any]] = []
         self.completed_steps = 0
         self._micro = 0  # micro-batches of the current optimiser step done so far
@@ -207,15 +272,31 @@ class _Loop:
 
     def run(self, start_epoch: int, skip_batches: int, evaluate_each_epoch: bool, progress) -> None:
         every = self.args.checkpointing_steps
+        self._evaluate_each_epoch = evaluate_each_epoch
         for epoch in range(start_epoch, self.plan.num_epochs):
             self.run_epoch(epoch, skip_batches if epoch == start_epoch else 0, progress)
             done = self.completed_steps >= self.plan.max_steps
-            if evaluate_each_epoch or done:
+            if (evaluate_each_epoch or done) and not self._validated_at(self.completed_steps):
                 self.validate(epoch)
-            if every == "epoch":
+            # A step checkpoint that fell on the epoch's last step is written after that epoch's
+            # validation: a run resumed from it starts the next epoch, so the validation (and its
+            # best-model candidate) must already be in it.
+            if every == "epoch" or self._deferred_checkpoint:
+                self._deferred_checkpoint = False
                 self.checkpoint(epoch)
             if done:
                 break
+
+    def _validated_at(self, step: int) -> bool:
+        """Whether the history already holds a validation at ``step`` (a run resumed from the
+        checkpoint written after the last step's validation)."""
+        return any(h.get("step") == step and "eval_loss" in h for h in self.history)
+
+    def _ends_epoch(self) -> bool:
+        """Whether the step just completed is the last of its epoch (or of the run) and a
+        validation follows it."""
+        last = self.completed_steps % self.plan.steps_per_epoch == 0 or self.completed_steps >= self.plan.max_steps
+        return last and (self._evaluate_each_epoch or self.completed_steps >= self.plan.max_steps)
 
     def run_epoch(self, epoch: int, skip_batches: int, progress) -> None:
         self.model.train()
@@ -233,7 +314,10 @@ class _Loop:
             if self.completed_steps % self.args.logging_steps == 0 or self.completed_steps == self.plan.max_steps:
                 self.log(epoch, progress)
             if every and every != "epoch" and self.completed_steps % int(every) == 0:
-                self.checkpoint(epoch)
+                if self._ends_epoch():
+                    self._deferred_checkpoint = True
+                else:
+                    self.checkpoint(epoch)
             if self.completed_steps >= self.plan.max_steps:
                 break
 
@@ -257,12 +341,14 @@ class _Loop:
         inputs = self.inputs(batch)
         with acc.accumulate(self.model):
             with acc.autocast():
-                if self.class_weights is None:
+                if self.class_weights is None and self.args.loss == "ce":
                     loss = self.model(**inputs, labels=batch["labels"]).loss
                 else:
                     logits = self.model(**inputs).logits
-                    loss = task_loss(logits, batch["labels"], self.args.task, self.class_weights)
+                    loss = task_loss(logits, batch["labels"], self.args.task, self.class_weights, loss=self.args.loss)
             acc.backward(loss)
+            if self.isp_params and self.args.isp_max_grad_norm and acc.sync_gradients:
+                acc.clip_grad_norm_(self.isp_params, self.args.isp_max_grad_norm)
             self.optimizer.step()
             self.scheduler.step()
             self.optimizer.zero_grad()
@@ -333,6 +419,13 @@ class _Loop:
         logger.info("restored the best validation epoch %d (step %d, %s %.4f)", self.best["epoch"], self.best["step"],
                     self.best["metric"], self.best["value"])
 
+    def baseline(self, splits) -> dict[str, Any]:
+        """The trivial baseline's test scores (the training split's most frequent class for every
+        image or pixel; :func:`~raw_isp.training.evaluation.constant_prediction_scores`)."""
+        k, column = len(self.label_names), self.args.label_column
+        return constant_prediction_scores(class_counts(splits["train"], column, k),
+                                          class_counts(splits["test"], column, k), self.args.task, self.label_names)
+
     def checkpoint(self, epoch: int) -> None:
         folder = save_checkpoint(self.accelerator, self.args.output_dir, self.completed_steps, epoch,
                                  history=self.history, best=self.best, best_state=self.best_state)
@@ -346,6 +439,9 @@ class _Loop:
         results = {**prefixed("eval", eval_metrics), **prefixed("test", test_metrics),
                    "train_steps": self.completed_steps, "train_samples": len(splits["train"]),
                    "eval_samples": len(splits["validation"]), "test_samples": len(splits["test"])}
+        baseline = self.baseline(splits)
+        results.update({f"test_baseline_{k}": v for k, v in baseline.items() if k == "class"
+                        or k in self.args.headline_metrics})
         if self.best is not None:
             results.update({"metric_for_best_model": self.best["metric"], "best_metric": self.best["value"],
                             "best_epoch": self.best["epoch"], "best_step": self.best["step"],
@@ -388,7 +484,7 @@ def train(args: RawTrainingArguments, splits=None, callbacks: Sequence[TrainingC
     for name in ("validation", "test"):
         loaders[name] = make_loader(splits[name], args.label_column, eval_bs, False, 0, **where)
     sampler = loaders["train"].batch_sampler
-    optimizer = _optimizer(model, args)
+    optimizer = _optimizer(model, args, reference_gain(model, splits["train"], args))
     plan = _plan(args, len(splits["train"]), accelerator.num_processes)
     scheduler = get_scheduler(args.lr_scheduler_type, optimizer,
                               num_warmup_steps=plan.warmup * accelerator.num_processes,
