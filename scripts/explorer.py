@@ -32,6 +32,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--model", default=None,
                    help="a folder written by scripts/train_classification.py or train_segmentation.py (optional)")
+    p.add_argument("--model_root", default=None,
+                   help="the folder whose model folders the page's model textbox may load (default: the folder "
+                        "holding --model, else the current folder); other paths are refused")
     p.add_argument("--dataset", choices=list(DATASET_NAMES), default=None,
                    help="dataset shown first (default: the model's, else raw_microscopy)")
     p.add_argument("--data_dir", default=None,
@@ -54,6 +57,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         p.error(f"--data_dir {args.data_dir}: no such file or folder")
     if args.model is not None and not Path(args.model).is_dir():
         p.error(f"--model {args.model}: no such folder")
+    if args.model_root is not None and not Path(args.model_root).is_dir():
+        p.error(f"--model_root {args.model_root}: no such folder")
     for name in ("num_examples", "num_tiles", "threads"):
         if getattr(args, name) <= 0:
             p.error(f"--{name} must be a positive integer, got {getattr(args, name)}")
@@ -67,7 +72,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         serve(model=args.model, dataset=args.dataset, data_dir=args.data_dir, cache_dir=args.cache_dir,
               num_examples=args.num_examples, num_tiles=args.num_tiles, host=args.host, port=args.port,
-              device=args.device, warmup=not args.no_warmup)
+              device=args.device, warmup=not args.no_warmup, model_root=args.model_root)
     except ExplorerError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

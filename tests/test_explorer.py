@@ -445,8 +445,8 @@ def test_page_callbacks_show_errors_instead_of_raising(ex, tmp_path, cell):
     assert all(isinstance(o, type(gr.skip())) for o in out[1:])  # the page keeps what it showed
     out = fns["on_example"]("raw_microscopy", "test", 0, 0, "")
     assert out[0] == "" and out[1].key == cell.key and len(out[5]) == 12
-    out = fns["on_load_model"](str(tmp_path))
-    assert out[0].startswith("**Error:** model folder") and "not a model folder" in out[0]
+    out = fns["on_load_model"](str(tmp_path))  # outside the page's model folders (the current folder)
+    assert out[0].startswith("**Error:** model folder") and "outside the folders this explorer loads" in out[0]
     out = fns["on_intensity"](None, 3, "")  # before any frame: only the intensity line changes
     assert all(isinstance(o, type(gr.skip())) for o in out[:3]) and "Intensity ratio **0.25**" in out[3]
 
@@ -465,3 +465,75 @@ def test_the_space_entry_serves_the_package(monkeypatch):
     monkeypatch.delenv("GRADIO_SERVER_PORT", raising=False)
     runpy.run_path(str(Path(__file__).resolve().parents[1] / "docs" / "space" / "app.py"))
     assert calls == [{"model": None, "host": "0.0.0.0", "port": 7860}]
+
+
+def test_the_model_textbox_reads_only_inside_its_model_folders(ex, tmp_path, cls_model):
+    # issue 18: the textbox probed any server path (an existing folder answered differently from a missing one)
+    gr = pytest.importorskip("gradio")
+    saved = ex.model_roots
+    try:
+        root, elsewhere = tmp_path / "models", tmp_path / "elsewhere"
+        (root / "notes").mkdir(parents=True)
+        elsewhere.mkdir()
+        (root / "link").symlink_to(elsewhere)
+        demo = E.build_app(ex, model_roots=[str(root)])
+        assert ex.model_roots == [root.resolve()]
+        fns = {f.fn.__name__: f.fn for f in demo.fns.values() if getattr(f, "fn", None) is not None}
+        answers = {str(p): fns["on_load_model"](str(p))[0] for p in (elsewhere, tmp_path / "missing", "/etc",
+                                                                    root / "link", cls_model)}
+        for path, answer in answers.items():
+            assert answer == E.error_markdown(f"model folder {path}: outside the folders this explorer loads models "
+                                              "from (give them with --model_root when starting it)"), path
+        assert "not a model folder" in fns["on_load_model"](str(root / "notes"))[0]
+        assert "no such folder" in fns["on_load_model"](str(root / "missing"))[0]
+        with pytest.raises(E.ExplorerError, match="outside the folders"):
+            ex.load_page_model(str(elsewhere))
+        E.build_app(ex, model=cls_model, model_roots=[str(root)])  # the start model is allowed beside the roots
+        assert fns["on_load_model"](cls_model)[1] == str(Path(cls_model).resolve())
+    finally:
+        ex.model_roots = saved
+
+
+def test_the_server_refuses_uploads_above_the_limit_before_storing_them(ex, tmp_path, monkeypatch):
+    # issue 18: 300 MiB were written to disk before the pixel limit applied; Gradio's max_file_size was not set
+    import http.client
+    import socket
+
+    pytest.importorskip("gradio")
+    from raw_isp.explorer.frames import UPLOAD_MAX_BYTES, UPLOAD_MAX_PIXELS
+    from raw_isp.explorer.page import launch_options
+
+    assert UPLOAD_MAX_BYTES == 2 * UPLOAD_MAX_PIXELS + (1 << 20) and UPLOAD_MAX_BYTES < 82_000_000
+    monkeypatch.setenv("GRADIO_TEMP_DIR", str(tmp_path / "gradio"))
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    saved = ex.model_roots
+    demo = E.build_app(ex)
+    ex.model_roots = saved
+    demo.launch(**launch_options("127.0.0.1", port), prevent_thread_lock=True, quiet=True)
+    try:
+        sent = UPLOAD_MAX_BYTES + (16 << 20)
+        head = (b"--b\r\nContent-Disposition: form-data; name=\"files\"; filename=\"big.tif\"\r\n"
+                b"Content-Type: image/tiff\r\n\r\n")
+        tail = b"\r\n--b--\r\n"
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+        conn.putrequest("POST", "/gradio_api/upload")
+        conn.putheader("Content-Type", "multipart/form-data; boundary=b")
+        conn.putheader("Content-Length", str(len(head) + sent + len(tail)))
+        conn.endheaders()
+        block = bytes(1 << 20)
+        try:
+            conn.send(head)
+            for _ in range(sent >> 20):
+                conn.send(block)
+            conn.send(tail)
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # the server may stop reading once the limit is passed
+        response = conn.getresponse()
+        assert response.status == 413 and b"maximum allowed size" in response.read()
+        stored = sum(p.stat().st_size for p in (tmp_path / "gradio").rglob("*") if p.is_file()) \
+            if (tmp_path / "gradio").exists() else 0
+        assert stored <= UPLOAD_MAX_BYTES  # what reached the disk stays under the limit
+    finally:
+        demo.close()

@@ -21,7 +21,8 @@ from ..io import RawFileError, read_raw_with_pattern
 from ..training.data import SPLITS
 from ..training.registry import DATASETS, get_dataset
 
-__all__ = ["ExplorerError", "Frame", "MAX_SIDE", "MIN_SIDE", "UPLOAD_MAX_PIXELS", "centre_crop", "read_upload",
+__all__ = ["ExplorerError", "Frame", "MAX_SIDE", "MIN_SIDE", "UPLOAD_MAX_PIXELS", "UPLOAD_MAX_BYTES", "centre_crop",
+           "read_upload",
            "ExampleSource", "DATASET_NAMES"]
 
 #: Dataset keys (the training scripts' ``--dataset`` values) and their display names.
@@ -32,6 +33,10 @@ MAX_SIDE = 512
 #: from the file's header and checked before anything is decoded (``raw_isp.io.check_frame_size``),
 #: so a small compressed file that declares a huge frame costs nothing.
 UPLOAD_MAX_PIXELS = 2 * 3648 * 5472
+#: Largest upload the server accepts at all (bytes): the uncompressed 16-bit frame of
+#: :data:`UPLOAD_MAX_PIXELS` plus 1 MiB of header and metadata (about 81 MB). Gradio stops
+#: receiving a file at this size (``max_file_size``), before anything is decoded.
+UPLOAD_MAX_BYTES = 2 * UPLOAD_MAX_PIXELS + (1 << 20)
 #: Smallest frame the ISP variants develop meaningfully (their filters need a few pixels of margin).
 MIN_SIDE = 32
 

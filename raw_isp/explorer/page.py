@@ -17,12 +17,12 @@ from types import SimpleNamespace
 from typing import Any
 
 from ..training.data import SPLITS
-from .frames import DATASET_NAMES, ExampleSource, ExplorerError, Frame
+from .frames import DATASET_NAMES, UPLOAD_MAX_BYTES, ExampleSource, ExplorerError, Frame
 from .pictures import cfa_false_colour, mask_picture
 from .predictor import Predictor
 from .views import PARAM_DEFAULTS, RATIOS, VARIANTS, Explorer, Rendered
 
-__all__ = ["CSS", "error_markdown", "Callbacks", "build_app", "serve"]
+__all__ = ["CSS", "error_markdown", "Callbacks", "build_app", "launch_options", "default_model_roots", "serve"]
 
 logger = logging.getLogger(__name__)
 
@@ -79,7 +79,7 @@ class Callbacks:
         return (self.fail(err),) + (self.gr.skip(),) * (n - 1)
 
     def predictor_of(self, model_dir: str | None) -> Predictor | None:
-        return self.explorer.load_model(model_dir) if model_dir else None
+        return self.explorer.load_page_model(model_dir) if model_dir else None
 
     def _predictions(self, rendered: Rendered):
         return self.gr.update(value=_table(rendered.columns, rendered.table), visible=bool(rendered.columns))
@@ -137,7 +137,7 @@ class Callbacks:
 
     def on_load_model(self, model_dir):
         try:
-            predictor = self.explorer.load_model(model_dir)
+            predictor = self.explorer.load_page_model(model_dir)
             if predictor is None:
                 return "", "", "No model: views only.", self.gr.skip()
             return "", predictor.folder, predictor.describe(), predictor.training_variant or self.gr.skip()
@@ -250,9 +250,33 @@ def _wire(demo, c: SimpleNamespace, cb: Callbacks) -> None:
     then_drift_and_param(loaded.then(cb.on_intensity, [c.frame, c.intensity, c.model], view_outputs))
 
 
-def build_app(explorer: Explorer, model: str | None = None, dataset: str = "raw_microscopy", split: str = "test"):
-    """The Gradio Blocks page over ``explorer``; ``model``: folder loaded at start (optional)."""
+def default_model_roots(model: str | None = None) -> list[str]:
+    """Where the page loads models from unless told: the folder holding ``model`` (its sibling
+    runs), else the current folder."""
+    from pathlib import Path
+
+    return [str(Path(model).expanduser().resolve().parent)] if model else [os.getcwd()]
+
+
+def launch_options(host: str = "127.0.0.1", port: int = 7860) -> dict[str, Any]:
+    """``demo.launch`` settings of :func:`serve`: local by default, no share link, no error
+    details in the page, uploads refused above :data:`~raw_isp.explorer.frames.UPLOAD_MAX_BYTES`."""
+    return dict(server_name=host, server_port=port, share=False, ssr_mode=False, show_error=False, css=CSS,
+                footer_links=[], inbrowser=False, max_file_size=UPLOAD_MAX_BYTES)
+
+
+def build_app(explorer: Explorer, model: str | None = None, dataset: str = "raw_microscopy", split: str = "test",
+              model_roots: list[str] | None = None):
+    """The Gradio Blocks page over ``explorer``; ``model``: folder loaded at start (optional).
+    ``model_roots``: the folders the model textbox may load from (default: the explorer's, else
+    :func:`default_model_roots`); the start model is always allowed."""
     gr = _gradio()
+    from pathlib import Path
+
+    roots = list(model_roots or explorer.model_roots or default_model_roots(model))
+    if model:
+        roots.append(str(Path(model).expanduser().resolve()))
+    explorer.model_roots = [Path(r).expanduser().resolve() for r in roots]
     start = explorer.load_model(model) if model else None
     cb = Callbacks(explorer)
     # delete_cache: every interaction writes its pictures to Gradio's cache; drop those older than 1 h.
@@ -263,12 +287,14 @@ def build_app(explorer: Explorer, model: str | None = None, dataset: str = "raw_
 
 def serve(model: str | None = None, dataset: str | None = None, data_dir: str | None = None,
           cache_dir: str | None = None, num_examples: int = 60, num_tiles: int = 24, host: str = "127.0.0.1",
-          port: int = 7860, device: str = "cpu", warmup: bool = True) -> None:
+          port: int = 7860, device: str = "cpu", warmup: bool = True, model_root: str | None = None) -> None:
     """Build the explorer and serve its page until interrupted (``ExplorerError`` for a bad
     model folder or example source). ``dataset``: shown first (default: the model's, else
     Raw-Microscopy); ``data_dir``: a local copy of that dataset. ``warmup``: render the first
-    example before serving (the first pass through each ISP is several times slower)."""
-    explorer = Explorer(device=device)
+    example before serving (the first pass through each ISP is several times slower).
+    ``model_root``: the folder the page's model textbox loads from (default
+    :func:`default_model_roots`)."""
+    explorer = Explorer(device=device, model_roots=[model_root] if model_root else None)
     predictor = explorer.load_model(model)
     if dataset is None:
         dense = predictor is not None and (predictor.dense or "car" in predictor.label_names)
@@ -282,5 +308,4 @@ def serve(model: str | None = None, dataset: str | None = None, data_dir: str | 
         explorer.parametrized_view(frame, 0, predictor, VARIANTS[0])
     demo = build_app(explorer, model=model, dataset=dataset)
     demo.queue(default_concurrency_limit=1)
-    demo.launch(server_name=host, server_port=port, share=False, ssr_mode=False, show_error=False, css=CSS,
-                footer_links=[], inbrowser=False)
+    demo.launch(**launch_options(host, port))

@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from ..data.archive import inside
 from ..io import raw_to_unit
 from ..isp.config import ISP_VARIANTS, ISPConfig
 from ..isp.parametrized import ParametrizedISP
@@ -137,9 +138,12 @@ class Explorer:
     ratio_of = staticmethod(ratio_of)
     at_intensity = staticmethod(at_intensity)
 
-    def __init__(self, source: ExampleSource | None = None, device: str = "cpu") -> None:
+    def __init__(self, source: ExampleSource | None = None, device: str = "cpu",
+                 model_roots: list[str | os.PathLike] | None = None) -> None:
         self.source = source or ExampleSource()
         self.device = torch.device(device)
+        #: Folders the page may load models from (:meth:`load_page_model`); None: set by the page.
+        self.model_roots = [Path(r).expanduser().resolve() for r in model_roots] if model_roots else None
         self._isps: dict[tuple[str, str, str], StaticISP] = {}
         self._predictors: dict[str, Predictor] = {}
         self._rendered: OrderedDict[tuple, Rendered] = OrderedDict()
@@ -156,6 +160,19 @@ class Explorer:
         if dataset not in DATASET_NAMES:
             raise ExplorerError(f"dataset {dataset!r}: expected one of {list(DATASET_NAMES)}")
         return read_upload(path, camera=get_dataset(dataset).camera)
+
+    def load_page_model(self, folder: str | None) -> Predictor | None:
+        """:meth:`load_model` for a path typed into the page: only a folder inside one of
+        :attr:`model_roots` (symbolic links resolved) is looked at; any other path gets the same
+        answer whether or not it exists, so the page tells nothing about the server's disk."""
+        if folder is None or not str(folder).strip():
+            return None
+        path = Path(str(folder).strip()).expanduser()
+        roots = self.model_roots or []
+        if not any(inside(path, root) for root in roots):
+            raise ExplorerError(f"model folder {str(folder).strip()}: outside the folders this explorer loads models "
+                                "from (give them with --model_root when starting it)")
+        return self.load_model(path)
 
     def load_model(self, folder: str | os.PathLike | None) -> Predictor | None:
         """The model in ``folder`` (loaded once per process), or None for an empty path."""
