@@ -152,15 +152,19 @@ def check_drone_tiles(ds, frames: dict, ratio: float = 1.0) -> int:
 class FakeZenodo:
     """The Zenodo REST API on 127.0.0.1: ``GET {api}/records/<id>`` lists the files of a record
     (key, size, ``md5:`` checksum, ``links.self``), ``GET {api}/records/<id>/files/<key>/content``
-    serves them. Per file, ``faults`` can make the listing lie (``md5``, ``size``) or the
+    serves them. Per file, ``faults`` can make the listing lie (``md5``, ``size``, ``link``) or the
     transfer fail (``status``: an HTTP error; ``stall``: seconds to hang after half the body;
-    ``body``: other bytes than listed). ``down = True`` answers every request with HTTP 503."""
+    ``body``: other bytes than listed; ``length``: another Content-Length header, None for none;
+    ``endless``: the body repeated until the client hangs up, counted in ``sent``; ``redirect``:
+    a 302 back to the same URL). The fault of key ``""`` applies to the record's listing.
+    ``down = True`` answers every request with HTTP 503."""
 
     def __init__(self) -> None:
         self.records: dict[str, dict[str, bytes]] = {}
         self.faults: dict[tuple[str, str], dict] = {}
         self.down = False
         self.requests: list[str] = []
+        self.sent: dict[str, int] = {}  # bytes of an endless body written, per path
         owner = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
@@ -201,7 +205,7 @@ class FakeZenodo:
                 "id": hashlib.md5(key.encode()).hexdigest(), "key": key,
                 "size": fault.get("size", len(data)),
                 "checksum": "md5:" + fault.get("md5", hashlib.md5(data).hexdigest()),
-                "links": {"self": f"{self.api}/records/{record}/files/{key}/content"}})
+                "links": {"self": fault.get("link", f"{self.api}/records/{record}/files/{key}/content")}})
         return {"id": int(record), "metadata": {"title": f"fake record {record}", "version": "1"}, "files": files}
 
     def _answer(self, h: http.server.BaseHTTPRequestHandler, head: bool) -> None:
@@ -213,6 +217,7 @@ class FakeZenodo:
             record = parts[2]
             if len(parts) == 3:
                 body = json.dumps(self.listing(record)).encode()
+                fault = self.faults.get((record, ""), {})
             elif len(parts) == 6 and parts[3] == "files" and parts[5] == "content":
                 key = parts[4]
                 if key in self.records[record]:
@@ -224,11 +229,27 @@ class FakeZenodo:
             h.send_header("Content-Length", "0")
             h.end_headers()
             return
+        if "redirect" in fault:
+            h.send_response(302)
+            h.send_header("Location", h.path)
+            h.send_header("Content-Length", "0")
+            h.end_headers()
+            return
         h.send_response(200)
-        h.send_header("Content-Length", str(len(body)))
+        length = fault.get("length", len(body))
+        if length is not None:
+            h.send_header("Content-Length", str(length))
         h.end_headers()
         if head:
             return
+        if fault.get("endless"):
+            self.sent[path] = 0
+            try:
+                while True:
+                    h.wfile.write(body)
+                    self.sent[path] += len(body)
+            except (BrokenPipeError, ConnectionResetError):
+                return
         if "stall" in fault:
             h.wfile.write(body[: len(body) // 2])
             h.wfile.flush()

@@ -153,8 +153,8 @@ def test_undecidable_records_are_refused(api, tmp_path: Path) -> None:
 @pytest.mark.parametrize("fault, message", [
     ({"md5": "0" * 32}, r"Raw-Microscopy.zip \(from http://127.0.0.1:\d+/api/records/\d+/files/Raw-Microscopy.zip"
                         r"/content\): MD5 [0-9a-f]{32} does not match Zenodo record \d+'s 0{32}"),
-    ({"truncate": True}, r"Raw-Microscopy.zip \(from .*\): \d+ bytes downloaded but Zenodo record \d+ says \d+ "
-                         r"\(truncated or changed file\)"),
+    ({"truncate": True}, r"Raw-Microscopy.zip: http://.*/content: the server announces [\d,]+ bytes \(Content-Length\) "
+                         r"but Zenodo record \d+ lists [\d,]+; refused before reading \(truncated or changed file"),
     ({"status": 404}, r"Raw-Microscopy.zip: not found \(HTTP 404\): http://127.0.0.1:\d+/api/records/\d+/files/"
                       r"Raw-Microscopy.zip/content"),
     ({"stall": 3}, r"Raw-Microscopy.zip: the download of http://127.0.0.1:\d+/api/records/\d+/files/"
@@ -203,3 +203,81 @@ def test_missing_record_offline_and_unreachable_are_told_apart(api, tmp_path: Pa
                                           r"was not fetched"):
         raw_microscopy.load_dataset("raw-100", source="zenodo", cache_dir=cache)
     assert_clean(cache)
+
+
+# ---------------------------------------------------------------- issue 18: bounded transfers, links, redirects
+
+
+def _watch_incomplete(cache: Path, stop, sizes: list) -> None:
+    """Sample the largest ``.incomplete`` download in ``cache`` until ``stop`` is set."""
+    import time
+
+    while not stop.is_set():
+        for p in cache.rglob("*.incomplete") if cache.exists() else ():
+            try:
+                sizes.append(p.stat().st_size)
+            except OSError:
+                pass
+        time.sleep(0.002)
+
+
+@pytest.mark.parametrize("length", [10**12, None])
+def test_a_download_stops_at_the_listed_size(api, tmp_path: Path, length) -> None:
+    # issue 18: with a Content-Length of 10^12 for a file listed at 1.18 MB the client read 400 MiB; an
+    # endless body (no Content-Length) would fill the disk. Now: refused from the header, or cut at the listed size.
+    import threading
+
+    listed = 1 << 20
+    record = str(3000 + len(api.records))
+    block = bytes(range(256)) * 256  # 64 kB, written again and again
+    api.publish(record, {"Raw-Microscopy.zip": block * (listed // len(block))},
+                faults={"Raw-Microscopy.zip": {"body": block, "endless": True, "length": length}})
+    cache, stop, sizes = tmp_path / "cache", threading.Event(), []
+    watcher = threading.Thread(target=_watch_incomplete, args=(cache, stop, sizes), daemon=True)
+    watcher.start()
+    expected = (r"the server announces 1,000,000,000,000 bytes \(Content-Length\) but Zenodo record \d+ lists "
+                r"1,048,576; refused before reading") if length else (
+                r"the server sent more than the 1,048,576 bytes Zenodo record \d+ lists; stopped reading")
+    try:
+        with pytest.raises(SourceError, match=r"Raw-Microscopy.zip: http://127.0.0.1:\d+/api/records/\d+/files/"
+                                              r"Raw-Microscopy.zip/content: " + expected):
+            raw_microscopy.load_dataset("raw-100", source="zenodo", record=record, cache_dir=cache)
+    finally:
+        stop.set()
+        watcher.join()
+    assert max(sizes, default=0) <= listed  # the disk never held more than the listed size
+    assert max(api.sent.values()) < listed + (64 << 20)  # the client hung up (socket buffers aside)
+    assert_clean(cache)
+
+
+def test_record_links_must_be_http_and_redirect_loops_are_named(api, tmp_path: Path) -> None:
+    # issue 18: a record's file:// or local-path link was read from the local disk; a redirect loop was
+    # reported as "not found (HTTP 404)"
+    secret = tmp_path / "secret.zip"
+    secret.write_bytes(b"PK local file")
+    for k, link in enumerate((secret.as_uri(), str(secret))):
+        record = api.publish(str(3100 + k), {"Raw-Microscopy.zip": b"PK"}, faults={"Raw-Microscopy.zip": {"link": link}})
+        with pytest.raises(SourceError, match=rf"records/{record}: files\[0\] \(Raw-Microscopy.zip\): the download link "
+                                              rf"'{link}' is not an http\(s\) URL; only http\(s\) links"):
+            raw_microscopy.load_dataset("raw-100", source="zenodo", record=record, cache_dir=tmp_path / "c")
+    data = api.records[PACKED_IN_ONE]["Raw-Microscopy.zip"]
+    record = api.publish("3102", {"Raw-Microscopy.zip": data}, faults={"Raw-Microscopy.zip": {"redirect": True}})
+    with pytest.raises(SourceError, match=r"Raw-Microscopy.zip: redirect loop: http://127.0.0.1:\d+/api/records/3102/"
+                                          r"files/Raw-Microscopy.zip/content redirected more than 5 times"):
+        raw_microscopy.load_dataset("raw-100", source="zenodo", record=record, cache_dir=tmp_path / "c")
+    record = api.publish("3103", {"Raw-Microscopy.zip": data}, faults={"": {"redirect": True}})
+    with pytest.raises(SourceError, match=r"^redirect loop: http://127.0.0.1:\d+/api/records/3103 redirected more"):
+        raw_microscopy.load_dataset("raw-100", source="zenodo", record=record, cache_dir=tmp_path / "c")
+    assert_clean(tmp_path / "c")
+
+
+def test_a_listing_that_failed_is_not_cached(api, tmp_path: Path) -> None:
+    # issue 18: an empty or bad record listing, once cached, kept failing after the server was fixed
+    cache = tmp_path / "cache"
+    api.publish("3200", {})
+    with pytest.raises(SourceError, match=r"Zenodo record 3200 .*: no file holds Raw-Microscopy: no files"):
+        raw_microscopy.load_dataset("raw-100", source="zenodo", record="3200", cache_dir=cache)
+    assert not [k for k in cache_files(cache) if k.startswith("downloads/")]  # nothing of the record kept
+    api.publish("3200", {"Raw-Microscopy.zip": api.records[PACKED_IN_ONE]["Raw-Microscopy.zip"]})  # the server fixed
+    ds = raw_microscopy.load_dataset("raw-100", source="zenodo", record="3200", cache_dir=cache)
+    assert sum(len(ds[s]) for s in ds) > 0

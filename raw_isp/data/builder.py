@@ -51,8 +51,8 @@ from .download import download_timeout as _check_timeout
 from .download import discard_download, fetch_verified, file_sha256, load_manifest, manifest_record
 from .layout import LayoutTree
 from .splits import SPLIT_NAMES, kfold_split, split_assignment
-from .zenodo import (RecordHints, choose_files, fetch_record, peek_members, record_entries, record_id,
-                     resolve_entries, zenodo_api)
+from .zenodo import (RecordHints, choose_files, fetch_record, forget_record, peek_members, record_entries,
+                     record_id, resolve_entries, zenodo_api)
 
 __all__ = [
     "RawBuilderConfig",
@@ -467,13 +467,22 @@ class RawDatasetBuilder(datasets.GeneratorBasedBuilder):
             entries = []  # the shipped pin is for another record
         if entries:
             if any(e.url is None for e in entries):
-                entries = resolve_entries(entries, fetch_record(dl_manager, record, timeout=self.download_timeout))
+                found = fetch_record(dl_manager, record, timeout=self.download_timeout)
+                try:
+                    entries = resolve_entries(entries, found)
+                except SourceError:
+                    forget_record(dl_manager, found)  # a listing that led to an error is not kept
+                    raise
             where = f"the files of {pin}"
         else:
             found = fetch_record(dl_manager, record, timeout=self.download_timeout)
             tags = {intensity_tag(r) for r in self._ratios()}
-            files = choose_files(found, self.record_hints(), tags,
-                                 lambda f: peek_members(dl_manager, found, f, self.download_timeout))
+            try:
+                files = choose_files(found, self.record_hints(), tags,
+                                     lambda f: peek_members(dl_manager, found, f, self.download_timeout))
+            except SourceError:
+                forget_record(dl_manager, found)  # a listing that led to an error is not kept
+                raise
             entries = record_entries(files, found.id)
             where = f"Zenodo record {found.id} ({zenodo_api()}; files {', '.join(f.key for f in files)})"
         tree = LayoutTree(extract_root, self.extract_limits, self._want_archive)

@@ -8,6 +8,14 @@ offline mode), with an HTTP client timeout: the transfer fails when no byte arri
 (:func:`describe_failure`): offline (offline mode, no DNS, no network), unreachable (refused,
 no answer), stalled (and after how long), not found or another HTTP status, broken off.
 
+Every transfer is bounded (:func:`download` with ``size=`` / ``max_bytes=``): a response whose
+``Content-Length`` disagrees with the size the record or manifest lists is refused before its
+body is read, and reading stops with an error as soon as more bytes arrive than listed (plus
+nothing), so neither a lying header nor an endless body can fill the disk. Without a listed
+size the bound is ``max_bytes`` (:data:`MAX_LISTING_BYTES` for a record listing,
+:data:`~raw_isp.data.archive.DEFAULT_MAX_TOTAL_BYTES` for a file). Redirects are followed at
+most :data:`MAX_REDIRECTS` times, and a loop is reported as one, not as a missing file.
+
 After the transfer, :func:`verify_file` checks the size and the checksums an entry declares
 (MD5 as Zenodo lists it, SHA-256 as a manifest may). A failed transfer leaves no
 ``.incomplete`` file and a failed check removes the download from the cache, so the next
@@ -34,9 +42,12 @@ from pathlib import Path
 from typing import Any, Iterator
 from urllib.parse import urlsplit
 
-from .archive import SourceError, inside
+from .archive import DEFAULT_MAX_TOTAL_BYTES, SourceError, inside
 
 __all__ = [
+    "MAX_REDIRECTS",
+    "MAX_LISTING_BYTES",
+    "DownloadLimitError",
     "DEFAULT_DOWNLOAD_TIMEOUT",
     "DOWNLOAD_TIMEOUT_ENV",
     "download_timeout",
@@ -58,6 +69,15 @@ DOWNLOAD_TIMEOUT_ENV = "RAW_ISP_DOWNLOAD_TIMEOUT"
 _HEX = {"sha256": re.compile(r"^[0-9a-f]{64}$"), "md5": re.compile(r"^[0-9a-f]{32}$")}
 _DRIVE = re.compile(r"^[A-Za-z]:")
 _CHUNK = 1 << 20
+#: Redirects followed per request (aiohttp's default is 10).
+MAX_REDIRECTS = 5
+#: Bound on a download without a listed size that is a listing, not data (a Zenodo record's JSON
+#: is a few kB).
+MAX_LISTING_BYTES = 16 << 20
+
+
+class DownloadLimitError(OSError):
+    """A response larger than the size listed for it (by ``Content-Length`` or by the bytes sent)."""
 
 
 def download_timeout(value: float | None = None) -> float:
@@ -264,6 +284,13 @@ def describe_failure(url: str, exc: BaseException, elapsed: float, timeout: floa
         return any(getattr(e, "errno", None) in codes for e in chain)
 
     names = {type(e).__name__ for e in chain}
+    limit = has(DownloadLimitError)
+    if limit is not None:
+        return f"{url}: {limit}"
+    if "TooManyRedirects" in names:
+        return f"redirect loop: {url} redirected more than {MAX_REDIRECTS} times (the server never sent the file)"
+    if "NonHttpUrlRedirectClientError" in names or "InvalidUrlRedirectClientError" in names:
+        return f"{url} redirects to a URL that is not http(s); only http(s) links are followed"
     if "OfflineModeIsEnabled" in names:
         return (f"offline mode is on (HF_HUB_OFFLINE or HF_DATASETS_OFFLINE), so {url} was not fetched; "
                 "unset it, or load from a cache that already holds the files")
@@ -295,8 +322,87 @@ def describe_failure(url: str, exc: BaseException, elapsed: float, timeout: floa
     return f"the download of {url} failed ({type(exc).__name__}: {exc or repr(exc)})"
 
 
-def _manager_with_timeout(dl_manager: Any, timeout: float) -> Any:
-    """A copy of ``dl_manager`` (same cache) whose HTTP client gives up after ``timeout`` s of silence."""
+class _BoundedContent:
+    """A response body that raises :class:`DownloadLimitError` once more than ``limit`` bytes
+    were read (the chunk that crosses the bound is not handed on, so not written)."""
+
+    def __init__(self, inner: Any, limit: int, what: str) -> None:
+        self._inner, self._limit, self._what, self._count = inner, limit, what, 0
+
+    def _counted(self, data: bytes) -> bytes:
+        self._count += len(data)
+        if self._count > self._limit:
+            raise DownloadLimitError(f"the server sent more than the {self._limit:,} bytes {self._what}; "
+                                     "stopped reading (a changed file, or a server that does not stop)")
+        return data
+
+    async def read(self, n: int = -1) -> bytes:
+        if n >= 0:
+            return self._counted(await self._inner.read(n))
+        parts = []
+        while True:  # to the end, but never more than the bound in memory
+            block = self._counted(await self._inner.read(_CHUNK))
+            if not block:
+                return b"".join(parts)
+            parts.append(block)
+
+    async def readany(self) -> bytes:
+        return self._counted(await self._inner.readany())
+
+    async def readchunk(self) -> tuple[bytes, bool]:
+        data, end = await self._inner.readchunk()
+        return self._counted(data), end
+
+    def iter_chunked(self, n: int) -> Any:
+        async def chunks():
+            while True:
+                data = await self.read(n)
+                if not data:
+                    return
+                yield data
+        return chunks()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+
+def _bounded_response(size: int | None, max_bytes: int, origin: str) -> type:
+    """An aiohttp response class that enforces ``size`` (the listed byte count: the
+    ``Content-Length`` must agree and no more is read) or else ``max_bytes``."""
+    import aiohttp
+
+    limit = size if size is not None else max_bytes
+    what = f"{origin} lists" if size is not None else "allowed for this download"
+
+    async def start(self: Any, connection: Any) -> Any:
+        response = await aiohttp.ClientResponse.start(self, connection)
+        if 200 <= self.status < 300:
+            text = self.headers.get("Content-Length")
+            coded = self.headers.get("Content-Encoding", "identity").lower() not in ("", "identity")
+            length = int(text) if text is not None and text.strip().isdigit() else None
+            problem = None
+            if length is not None and not coded and size is not None and length != size:
+                problem = (f"the server announces {length:,} bytes (Content-Length) but {origin} lists {size:,}; "
+                           "refused before reading (truncated or changed file, or a wrong server)")
+            elif length is not None and not coded and length > limit:
+                problem = (f"the server announces {length:,} bytes (Content-Length), more than the {limit:,} "
+                           "allowed for this download; refused before reading")
+            if problem is not None:
+                self.close()
+                raise DownloadLimitError(problem)
+            if self.method != "HEAD":
+                self.content = _BoundedContent(self.content, limit, what)
+        return response
+
+    name = f"BoundedResponse_{size}_{max_bytes}_{abs(hash(origin)) % 10**8}"
+    return type(name, (aiohttp.ClientResponse,), {"start": start})
+
+
+def _manager_with_timeout(dl_manager: Any, timeout: float, size: int | None = None,
+                          max_bytes: int = DEFAULT_MAX_TOTAL_BYTES, origin: str = "the record") -> Any:
+    """A copy of ``dl_manager`` (same cache) whose HTTP client gives up after ``timeout`` s of
+    silence, follows at most :data:`MAX_REDIRECTS` redirects and reads at most ``size`` (else
+    ``max_bytes``) bytes of a body."""
     import aiohttp
     from datasets import DownloadManager
 
@@ -307,7 +413,9 @@ def _manager_with_timeout(dl_manager: Any, timeout: float) -> Any:
         client = dict(http.get("client_kwargs", {}))
         # total=None: a large file may take long, as long as bytes keep arriving.
         client["timeout"] = aiohttp.ClientTimeout(total=None, sock_connect=timeout, sock_read=timeout)
+        client["response_class"] = _bounded_response(size, max_bytes, origin)
         http["client_kwargs"] = client
+        http["max_redirects"] = MAX_REDIRECTS
         options[protocol] = http
     config.storage_options = options
     return DownloadManager(download_config=config)
@@ -330,8 +438,13 @@ def discard_download(path: str | os.PathLike[str], cache_dir: str | os.PathLike[
     return True
 
 
-def download(dl_manager: Any, url: str, timeout: float | None = None) -> Path:
+def download(dl_manager: Any, url: str, timeout: float | None = None, size: int | None = None,
+             max_bytes: int = DEFAULT_MAX_TOTAL_BYTES, origin: str = "the record") -> Path:
     """Download ``url`` into the download manager's cache (or return the cached copy).
+
+    ``size``: the byte count the record or manifest lists (``origin``, for messages): a
+    ``Content-Length`` that disagrees is refused and no byte beyond it is read. Without it at
+    most ``max_bytes`` are read.
 
     Raises:
         SourceError: the transfer failed (:func:`describe_failure` says why); no partial file
@@ -341,7 +454,7 @@ def download(dl_manager: Any, url: str, timeout: float | None = None) -> Path:
     cache_dir = Path(dl_manager.download_config.cache_dir or ".")
     started = time.monotonic()
     try:
-        return Path(_manager_with_timeout(dl_manager, timeout).download(url))
+        return Path(_manager_with_timeout(dl_manager, timeout, size, max_bytes, origin).download(url))
     except BaseException as e:  # an interrupt, too, must not leave a partial file behind
         received = 0
         # The download manager leaves "<file>.incomplete" (and its lock) behind when a transfer breaks off.
@@ -365,7 +478,7 @@ def fetch_verified(dl_manager: Any, entry: ManifestEntry, timeout: float | None 
     if entry.url is None:
         raise SourceError(f"{entry.name}: no URL (an entry without 'url' must be resolved from the Zenodo record)")
     try:
-        local = download(dl_manager, entry.url, timeout)
+        local = download(dl_manager, entry.url, timeout, size=entry.size, origin=entry.origin)
     except SourceError as e:
         raise SourceError(f"{entry.name}: {e}") from e
     try:

@@ -2,7 +2,8 @@
 
 :func:`fetch_record` downloads ``{api}/records/{id}`` (``api`` from :func:`zenodo_api`:
 ``$RAW_ISP_ZENODO_API``, default ``https://zenodo.org/api``) through the ``datasets`` download
-manager, so the record's JSON is cached like any download, and parses its ``files``: for each,
+manager, so the record's JSON is cached like any download (but a listing that leads to an error
+is removed from the cache, :func:`forget_record`), and parses its ``files``: for each,
 ``key``, ``size``, ``checksum`` (``"md5:<hex>"``) and the download link (``links.content``,
 else ``links.self``). A published Zenodo record never changes its files (a new version is a new
 record id), so the cached JSON stays right for its id.
@@ -29,13 +30,13 @@ from __future__ import annotations
 import json
 import os
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import PurePosixPath
 from typing import Any, Callable, Iterable
 from urllib.parse import quote
 
 from .archive import ArchiveError, SourceError, zip_member_names
-from .download import ManifestEntry, discard_download, download, fetch_verified
+from .download import MAX_LISTING_BYTES, ManifestEntry, discard_download, download, fetch_verified
 
 __all__ = [
     "ZENODO_API_ENV",
@@ -46,6 +47,7 @@ __all__ = [
     "ZenodoRecord",
     "parse_record",
     "fetch_record",
+    "forget_record",
     "RecordHints",
     "choose_files",
     "record_entries",
@@ -105,6 +107,8 @@ class ZenodoRecord:
     title: str = ""
     version: str | None = None
     url: str = ""
+    #: The cached copy of the listing (:func:`forget_record` removes it).
+    local: str = field(default="", compare=False)
 
     def file(self, key: str) -> RecordFile | None:
         return next((f for f in self.files if f.key == key), None)
@@ -145,6 +149,9 @@ def parse_record(data: Any, url: str, default_id: str = "") -> ZenodoRecord:
         link = next((links[n] for n in ("content", "download", "self") if isinstance(links.get(n), str)), None)
         if link is None:
             raise SourceError(f"{where} ({key}): no download link ('links' needs 'content' or 'self')")
+        if not re.match(r"^https?://[^/\s]+", link, re.I):
+            raise SourceError(f"{where} ({key}): the download link {link!r} is not an http(s) URL; only http(s) "
+                              "links of a record are followed (never a local path or file://)")
         out.append(RecordFile(key, size, digest, link))
     metadata = data.get("metadata") if isinstance(data.get("metadata"), dict) else {}
     title = str(metadata.get("title", data.get("title", "")))
@@ -160,16 +167,24 @@ def fetch_record(dl_manager: Any, record: Any, api: str | None = None, timeout: 
             which), or the JSON is not a record (the cached copy is then removed).
     """
     url = f"{zenodo_api(api)}/records/{quote(record_id(record))}"
-    local = download(dl_manager, url, timeout)
+    local = download(dl_manager, url, timeout, max_bytes=MAX_LISTING_BYTES)
     try:
         try:
             data = json.loads(local.read_text(encoding="utf-8"))
         except (UnicodeDecodeError, json.JSONDecodeError) as e:
             raise SourceError(f"{url}: the answer is not JSON ({e}); is {zenodo_api(api)} a Zenodo API?") from e
-        return parse_record(data, url, record_id(record))
+        return replace(parse_record(data, url, record_id(record)), local=str(local))
     except SourceError:
         discard_download(local, dl_manager.download_config.cache_dir or local.parent)
         raise
+
+
+def forget_record(dl_manager: Any, record: ZenodoRecord) -> None:
+    """Remove the cached listing of ``record``: a listing that led to an error is not kept, so
+    the next load asks the server again (a fixed record works without
+    ``download_mode="force_redownload"``)."""
+    if record.local:
+        discard_download(record.local, dl_manager.download_config.cache_dir or os.path.dirname(record.local))
 
 
 @dataclass(frozen=True)
