@@ -254,9 +254,11 @@ def test_zenodo_download_loads_and_failures_leave_the_cache_intact(tmp_path: Pat
     with pytest.raises(SourceError, match=pattern):
         load(m)
     assert_cache_intact(cache, before, allow_new_downloads=False)
-    # A truncated archive: the size check catches it; without size and checksum the zip reader does.
+    # A truncated archive: its Content-Length disagrees with the listed size (refused before reading);
+    # without size and checksum the zip reader catches it.
     m = publish(server, "cut.zip", data[: len(data) // 2], tmp_path, declared=data)
-    with pytest.raises(SourceError, match=rf"{len(data) // 2} bytes downloaded but the manifest says {len(data)}"):
+    with pytest.raises(SourceError, match=rf"the server announces {len(data) // 2:,} bytes \(Content-Length\) but "
+                                          rf"the manifest lists {len(data):,}"):
         load(m)
     assert_cache_intact(cache, before, allow_new_downloads=False)
     m = publish(server, "cut2.zip", data[: len(data) // 2], tmp_path, size=False, sha=False)
