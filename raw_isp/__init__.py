@@ -42,7 +42,7 @@ from .isp import (
     run_stages,
     split_planes,
 )
-from .io import RawFileError, normalize_raw, read_raw, read_raw_with_pattern, write_dng, write_raw
+from .io import RawFileError, RawFrame, normalize_raw, read_raw, read_raw_with_pattern, write_dng, write_raw
 from .sensor import INTENSITY_RATIOS, SENSORS, SensorModel
 from . import _hooks
 
@@ -50,7 +50,7 @@ __all__ = [
     "CAMERAS", "DEMOSAIC_METHODS", "ISP_VARIANTS", "PARAMETER_GROUPS", "PATTERNS", "STAGE_NAMES",
     "CameraPreset", "ISPConfig", "LearnedISP", "ParametrizedISP", "StaticISP", "demosaic", "merge_planes",
     "mosaic", "run_stages", "split_planes",
-    "RawFileError", "normalize_raw", "read_raw", "read_raw_with_pattern", "write_dng", "write_raw",
+    "RawFileError", "RawFrame", "normalize_raw", "read_raw", "read_raw_with_pattern", "write_dng", "write_raw",
     "INTENSITY_RATIOS", "SENSORS", "SensorModel",
     "RawISPImageProcessor",
 ]  # fmt: skip

@@ -10,11 +10,23 @@ decoding it would allocate tens of GiB. :func:`read_raw` checks the declared hei
 pixel count against :data:`DEFAULT_MAX_SIDE` and :data:`DEFAULT_MAX_PIXELS` (or the
 ``max_side`` / ``max_pixels`` arguments, or ``$RAW_ISP_MAX_PIXELS``) before decoding anything
 (:func:`check_frame_size`, also usable on frames from other sources, such as uploads).
+
+Exposure metadata. A frame's intensity ratio (its exposure relative to the full one: 1.0, 0.5,
+..., 0.01, the datasets' ``intensity`` column) travels in the file: ``write_raw(path, raw,
+intensity=0.05)`` (and :func:`write_dng`) store it in the TIFF ImageDescription tag (270) as
+JSON, ``{"raw_isp": {"intensity": 0.05}}`` (a DNG also gets BaselineExposure, tag 50730,
+``-log2(intensity)`` EV, so other raw tools show the frame brightened to the reference).
+:func:`read_raw` returns a :class:`RawFrame`, a numpy uint16 array whose ``intensity`` attribute
+holds that ratio (None when the file does not say; a foreign file's BaselineExposure is a camera
+calibration, never read as an intensity). The image processor and the pipelines read it.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
+import math
+import numbers
 import os
 import secrets
 from pathlib import Path
@@ -26,10 +38,13 @@ import torch
 
 __all__ = [
     "RawFileError",
+    "RawFrame",
+    "INTENSITY_KEY",
     "DEFAULT_MAX_PIXELS",
     "DEFAULT_MAX_SIDE",
     "MAX_PIXELS_ENV",
     "check_frame_size",
+    "check_intensity",
     "read_raw",
     "read_raw_with_pattern",
     "write_raw",
@@ -48,6 +63,12 @@ _TAG_DNG_BACKWARD_VERSION = 50707
 _TAG_UNIQUE_CAMERA_MODEL = 50708
 _TAG_CFA_PLANE_COLOR = 50710
 _TAG_CFA_LAYOUT = 50711
+_TAG_IMAGE_DESCRIPTION = 270
+_TAG_BASELINE_EXPOSURE = 50730
+
+#: Top-level key of the JSON that :func:`write_raw` / :func:`write_dng` store in the
+#: ImageDescription tag: ``{"raw_isp": {"intensity": <ratio>}}``.
+INTENSITY_KEY = "raw_isp"
 
 # CFA colour codes (0 = red, 1 = green, 2 = blue) of each 2x2 pattern, row-major. The pattern
 # names are the same as raw_isp.isp.cfa.PATTERNS.
@@ -88,6 +109,49 @@ class RawFileError(ValueError):
         self.path = os.fspath(path)
         self.problem = problem
         super().__init__(f"{self.path}: {problem}")
+
+
+class RawFrame(np.ndarray):
+    """A raw frame read from a file: a numpy uint16 ``(H, W)`` array with its exposure metadata.
+
+    ``intensity``: the frame's intensity ratio as stored by ``write_raw(..., intensity=)``
+    (a positive float), or None when the file does not say. Views and slices keep it (a crop has
+    the exposure of its frame); arithmetic results and reductions are plain numpy arrays and
+    scalars, and ``np.asarray(frame)`` drops it. Everything that takes a numpy array takes it.
+    """
+
+    intensity: float | None
+
+    def __array_finalize__(self, obj: Any) -> None:
+        self.intensity = getattr(obj, "intensity", None)
+
+    def __array_wrap__(self, array: Any, context: Any = None, return_scalar: bool = False) -> Any:
+        out = np.asarray(array).view(np.ndarray)
+        return out[()] if return_scalar else out
+
+    def __reduce__(self) -> Any:
+        constructor, args, state = super().__reduce__()
+        return constructor, args, (state, self.intensity)
+
+    def __setstate__(self, state: Any) -> None:
+        base, self.intensity = state
+        super().__setstate__(base)
+
+
+def _as_frame(arr: np.ndarray, intensity: float | None) -> RawFrame:
+    frame = arr.view(RawFrame)
+    frame.intensity = intensity
+    return frame
+
+
+def check_intensity(value: Any, name: str = "intensity") -> float:
+    """A positive finite intensity ratio as a Python float; ValueError/TypeError naming ``name``."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a positive number (an intensity ratio such as 1.0 or 0.05), got {value!r}")
+    ratio = float(value)
+    if not (math.isfinite(ratio) and ratio > 0):
+        raise ValueError(f"{name} must be a positive finite intensity ratio (e.g. 1.0 or 0.05), got {value!r}")
+    return ratio
 
 
 def _limit(name: str, value: Any) -> int:
@@ -211,6 +275,32 @@ def _pattern_of(page: Any) -> str | None:
     return _PATTERN_OF_CODES.get(tuple(int(c) for c in codes_tuple))
 
 
+def _intensity_of(path: Path, pages: list[Any]) -> float | None:
+    """The intensity ratio that :func:`write_raw` stored in the first page's ImageDescription."""
+    tag = pages[0].tags.get(_TAG_IMAGE_DESCRIPTION) if pages else None
+    text = tag.value if tag is not None else None
+    if isinstance(text, bytes):
+        text = text.decode("utf-8", "replace")
+    if not isinstance(text, str) or INTENSITY_KEY not in text:
+        return None
+    try:
+        meta = json.loads(text)
+    except ValueError:
+        return None  # someone else's description that happens to contain the word
+    if not isinstance(meta, dict) or not isinstance(meta.get(INTENSITY_KEY), dict):
+        return None
+    value = meta[INTENSITY_KEY].get("intensity")
+    if value is None:
+        return None
+    try:
+        return check_intensity(value)
+    except (TypeError, ValueError):
+        raise RawFileError(
+            path, f"its ImageDescription declares intensity {value!r}, but an intensity ratio must be a positive "
+                  "finite number; rewrite it with raw_isp.write_raw(path, raw, intensity=<ratio>)"
+        ) from None
+
+
 def _select_page(path: Path, tif: tifffile.TiffFile) -> tuple[Any, bool]:
     """The page holding the raw mosaic, and whether the file is a DNG."""
     main = list(tif.pages)
@@ -322,8 +412,9 @@ def read_raw_with_pattern(path: str | os.PathLike[str], *, max_pixels: int | Non
             (PhotometricInterpretation 32803, NewSubFileType 0), in the main IFD or a SubIFD.
         max_pixels, max_side: size limits checked before decoding (see :func:`check_frame_size`).
     Returns:
-        ``(raw, pattern)``: raw is numpy uint16 ``(H, W)`` with even H and W, the stored DN as
-        they are (no black-level subtraction, no crop to the DNG active area); pattern is one
+        ``(raw, pattern)``: raw is a :class:`RawFrame` (numpy uint16 ``(H, W)`` with even H and W,
+        the stored DN as they are: no black-level subtraction, no crop to the DNG active area;
+        ``raw.intensity`` the stored intensity ratio or None); pattern is one
         of "RGGB", "BGGR", "GRBG", "GBRG", or None when the file does not say (plain TIFF) or
         the CFA is not a 2x2 Bayer pattern.
     Raises:
@@ -339,6 +430,7 @@ def read_raw_with_pattern(path: str | os.PathLike[str], *, max_pixels: int | Non
             page, is_dng = _select_page(p, tif)
             _check_page(p, page, size, max_pixels=max_pixels, max_side=max_side)
             pattern = _pattern_of(page)
+            intensity = _intensity_of(p, list(tif.pages))
             compression = page.compression
             try:
                 arr = page.asarray()
@@ -349,7 +441,7 @@ def read_raw_with_pattern(path: str | os.PathLike[str], *, max_pixels: int | Non
                     fallback = _read_with_rawpy(p)
                     if fallback is not None:
                         arr, pattern = fallback[0], fallback[1] or pattern
-                        return _check_array_read(p, arr), pattern
+                        return _as_frame(_check_array_read(p, arr), intensity), pattern
                 name = getattr(compression, "name", str(compression))
                 raise RawFileError(
                     p,
@@ -363,7 +455,7 @@ def read_raw_with_pattern(path: str | os.PathLike[str], *, max_pixels: int | Non
         raise RawFileError(
             p, f"cannot read as TIFF/DNG, the file is truncated or corrupt ({type(e).__name__}: {e})"
         ) from e
-    return _check_array_read(p, arr), pattern
+    return _as_frame(_check_array_read(p, arr), intensity), pattern
 
 
 def read_raw(path: str | os.PathLike[str], *, max_pixels: int | None = None,
@@ -376,9 +468,12 @@ def read_raw(path: str | os.PathLike[str], *, max_pixels: int | None = None,
             :data:`DEFAULT_MAX_PIXELS`, 100 megapixels); checked before decoding.
         max_side: largest height or width (default :data:`DEFAULT_MAX_SIDE`).
     Returns:
-        numpy uint16 array ``(H, W)``, H and W even, stored DN as they are.
+        numpy uint16 array ``(H, W)``, H and W even, stored DN as they are: a :class:`RawFrame`,
+        whose ``intensity`` is the ratio written by ``write_raw(..., intensity=)`` (None when the
+        file does not say).
     Raises:
-        RawFileError: see :func:`read_raw_with_pattern`.
+        RawFileError: see :func:`read_raw_with_pattern` (also: a stored intensity that is not a
+            positive number).
     """
     return read_raw_with_pattern(path, max_pixels=max_pixels, max_side=max_side)[0]
 
@@ -424,25 +519,44 @@ def _atomic_write(path: Path, write: Callable[[BinaryIO], None]) -> None:
         raise
 
 
-def write_raw(path: str | os.PathLike[str], array: Any) -> None:
+def _intensity_to_write(array: Any, intensity: Any) -> float | None:
+    """The explicit ``intensity``, else the one a :class:`RawFrame` carries, else None."""
+    if intensity is None:
+        intensity = getattr(array, "intensity", None) if isinstance(array, RawFrame) else None
+    return None if intensity is None else check_intensity(intensity)
+
+
+def _description(intensity: float | None) -> str | None:
+    return None if intensity is None else json.dumps({INTENSITY_KEY: {"intensity": intensity}})
+
+
+def write_raw(path: str | os.PathLike[str], array: Any, intensity: float | None = None) -> None:
     """Write a raw Bayer mosaic as a single-page uncompressed 16-bit TIFF, atomically.
 
     Args:
         path: destination; its folder must exist. An existing file is replaced.
         array: uint16 ``(H, W)`` with even H and W (numpy, or a torch tensor).
+        intensity: the frame's intensity ratio (exposure relative to the full one, e.g. 0.05),
+            stored in the ImageDescription tag as ``{"raw_isp": {"intensity": ...}}`` and read
+            back by :func:`read_raw` (``frame.intensity``), the image processor and the
+            pipelines. Default: the ``intensity`` of a :class:`RawFrame` passed as ``array``,
+            else nothing is stored.
     Raises:
-        ValueError: ``array`` is not a non-empty even-sized 2-D uint16 array.
+        ValueError: ``array`` is not a non-empty even-sized 2-D uint16 array, or ``intensity``
+            is not a positive finite number.
         RawFileError: the destination folder does not exist or the path is a directory.
     """
     p = _check_path(path)
     arr = _check_array_write(array)
+    description = _description(_intensity_to_write(array, intensity))
     _atomic_write(
         p,
-        lambda fh: tifffile.imwrite(fh, arr, photometric="minisblack", compression=None, metadata=None),
+        lambda fh: tifffile.imwrite(fh, arr, photometric="minisblack", compression=None, metadata=None,
+                                    description=description),
     )
 
 
-def write_dng(path: str | os.PathLike[str], array: Any, pattern: str = "RGGB") -> None:
+def write_dng(path: str | os.PathLike[str], array: Any, pattern: str = "RGGB", intensity: float | None = None) -> None:
     """Write a raw Bayer mosaic as a minimal DNG (a TIFF with a CFA image), atomically.
 
     The file has one uncompressed IFD with PhotometricInterpretation CFA (32803),
@@ -454,8 +568,11 @@ def write_dng(path: str | os.PathLike[str], array: Any, pattern: str = "RGGB") -
         path: destination; its folder must exist. An existing file is replaced.
         array: uint16 ``(H, W)`` with even H and W.
         pattern: one of "RGGB", "BGGR", "GRBG", "GBRG".
+        intensity: the frame's intensity ratio, stored as for :func:`write_raw`, and also as
+            BaselineExposure ``-log2(intensity)`` EV (rounded to 1/1e6 EV; read back from the
+            ImageDescription, exactly).
     Raises:
-        ValueError: bad ``array`` or ``pattern``.
+        ValueError: bad ``array``, ``pattern`` or ``intensity``.
         RawFileError: the destination folder does not exist or the path is a directory.
     """
     p = _check_path(path)
@@ -471,6 +588,11 @@ def write_dng(path: str | os.PathLike[str], array: Any, pattern: str = "RGGB") -
         (_TAG_CFA_PLANE_COLOR, "B", 3, (0, 1, 2), True),
         (_TAG_CFA_LAYOUT, "H", 1, 1, True),
     ]
+    ratio = _intensity_to_write(array, intensity)
+    if ratio is not None:
+        ev = round(-math.log2(ratio) * 1_000_000)
+        extratags.append((_TAG_BASELINE_EXPOSURE, 10, 1, (ev, 1_000_000), True))  # SRATIONAL
+    description = _description(ratio)
     _atomic_write(
         p,
         lambda fh: tifffile.imwrite(
@@ -480,6 +602,7 @@ def write_dng(path: str | os.PathLike[str], array: Any, pattern: str = "RGGB") -
             subfiletype=0,
             compression=None,
             metadata=None,
+            description=description,
             extratags=extratags,
         ),
     )

@@ -440,7 +440,7 @@ def test_bad_intensities_are_refused():
         StaticISP("bi_s_ga")(raw, gain=0.0)
     with pytest.raises(ValueError, match="intensity"):
         ParametrizedISP(exposure="metadata")(raw)
-    proc = RawISPImageProcessor(exposure="metadata")
+    proc = RawISPImageProcessor(exposure="metadata", default_intensity=None)  # no default: the ratio is required
     with pytest.raises(ValueError, match="^intensity: exposure='metadata'"):
         proc(raw)
     with pytest.raises(ValueError, match="intensity must be positive"):

@@ -122,7 +122,8 @@ def test_no_prompt_after_import_raw_isp(folder, raw_file, tmp_path):
         assert got["video_processor"] == "NoneType", key
         assert got["label"] == label and got["score"] == pytest.approx(score, abs=1e-5), key
     assert results["raw-image-classification/plain"]["pipeline"] == "RawImageClassificationPipeline"
-    assert results["image-classification/plain"]["pipeline"] == "ImageClassificationPipeline"
+    # import raw_isp makes the raw-aware subclass run the standard task (it is the built-in one for other processors).
+    assert results["image-classification/plain"]["pipeline"] == "RawImageClassificationPipeline"
 
 
 STALE = """
@@ -131,9 +132,13 @@ import transformers
 
 folder = sys.argv[1]
 results = {}
-for task in ("image-classification", "raw-image-classification"):
-    transformers.pipeline(task, model=folder)
-    results[task] = len(asked)
+for name, task, extra in (
+    ("built-in class", "image-classification", {"pipeline_class": transformers.ImageClassificationPipeline}),
+    ("image-classification", "image-classification", {}),
+    ("raw-image-classification", "raw-image-classification", {}),
+):
+    transformers.pipeline(task, model=folder, **extra)
+    results[name] = len(asked)
     asked.clear()
 print("RESULT", json.dumps(results))
 """
@@ -142,11 +147,13 @@ print("RESULT", json.dumps(results))
 def test_the_video_note_is_what_prevents_the_prompt(folder, tmp_path):
     """Root cause, shown: without ``video_preprocessor_config.json`` (a folder saved before the
     fix) AutoVideoProcessor reads preprocessor_config.json, takes its auto_map for remote video
-    code and asks; the raw pipeline never loads a video processor, so it does not ask."""
+    code and asks; the raw pipeline class (which runs both tasks after ``import raw_isp``) never
+    loads a video processor, so it does not ask."""
     stale = tmp_path / "stale"
     shutil.copytree(folder, stale)
     (stale / "video_preprocessor_config.json").unlink()
-    assert run(STALE, str(stale), tmp_path=tmp_path) == {"image-classification": 1, "raw-image-classification": 0}
+    assert run(STALE, str(stale), tmp_path=tmp_path) == {
+        "built-in class": 1, "image-classification": 0, "raw-image-classification": 0}
 
 
 WITHOUT_RAW_ISP = """
@@ -175,7 +182,8 @@ def test_trust_remote_code_without_raw_isp(folder, raw_file, tmp_path):
 
 def test_raw_pipeline_passes_the_frames_intensity_to_a_metadata_exposure_processor(folder, raw_file, tmp_path):
     """``pipe(frame, intensity=r)`` develops with gain 1 / r, as the processor does; without
-    ``intensity=`` the processor's error says to pass it."""
+    ``intensity=`` (and no intensity in the file) the processor's default_intensity (1.0) is used
+    with a warning, or, with default_intensity=None, its error says to pass it."""
     meta = tmp_path / "metadata"
     shutil.copytree(folder, meta)
     RawISPImageProcessor(size=32, camera="microscopy", exposure="metadata").save_pretrained(meta)
@@ -187,5 +195,11 @@ def test_raw_pipeline_passes_the_frames_intensity_to_a_metadata_exposure_process
             probs = model(**proc(raw_isp.read_raw(raw_file), intensity=ratio)).logits.softmax(-1)[0]
         (top,) = pipe(str(raw_file), intensity=ratio, top_k=1)
         assert top["label"] == LABELS[int(probs.argmax())] and top["score"] == pytest.approx(float(probs.max()), abs=1e-5)
+        if ratio == 1.0:
+            full = top
+    with pytest.warns(UserWarning, match="default_intensity"):
+        assert pipe(str(raw_file), top_k=1) == [full]
+    RawISPImageProcessor(size=32, camera="microscopy", exposure="metadata", default_intensity=None).save_pretrained(meta)
+    strict = transformers.pipeline("raw-image-classification", model=str(meta))
     with pytest.raises(ValueError, match="intensity"):
-        pipe(str(raw_file))
+        strict(str(raw_file))

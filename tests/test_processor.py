@@ -479,18 +479,33 @@ def test_image_classification_pipeline_on_raw_tiff_path(tmp_path, tiny_vit):
     assert reloaded(path, top_k=3) == result
 
 
-def test_standard_pipeline_takes_the_raw_array_and_explains_paths(tmp_path, tiny_vit):
+def test_standard_pipeline_takes_the_raw_array_and_the_path(tmp_path, tiny_vit):
     raw, path = _write_tiff(tmp_path)
     proc = RawISPImageProcessor(size={"height": 32, "width": 32})
     pipe = transformers.pipeline("image-classification", model=tiny_vit, image_processor=proc)
-    assert type(pipe) is transformers.ImageClassificationPipeline
+    # import raw_isp makes the raw-aware subclass run the standard task.
+    assert type(pipe) is RawImageClassificationPipeline and isinstance(pipe, transformers.ImageClassificationPipeline)
     result = pipe(raw_isp.read_raw(path), top_k=2)
     labels, scores = _expected_top(tiny_vit, proc, raw, 2)
     assert [r["label"] for r in result] == labels
     np.testing.assert_allclose([r["score"] for r in result], scores, rtol=0, atol=1e-5)
-    # On a path, transformers decodes the file to 8-bit RGB first; the processor says what to do.
+    assert pipe(path, top_k=2) == result  # the path goes to the raw processor, not to PIL
+    # The built-in class (pipeline_class=) decodes a path to 8-bit RGB; the processor says what to do.
+    builtin = transformers.pipeline("image-classification", model=tiny_vit, image_processor=proc,
+                                    pipeline_class=transformers.ImageClassificationPipeline)
     with pytest.raises(ValueError, match="RawImageClassificationPipeline"):
-        pipe(path)
+        builtin(path)
+
+
+def test_standard_task_is_unchanged_for_other_image_processors(tiny_vit):
+    vit_proc = transformers.ViTImageProcessor(size={"height": 32, "width": 32})
+    pipe = transformers.pipeline("image-classification", model=tiny_vit, image_processor=vit_proc)
+    builtin = transformers.pipeline("image-classification", model=tiny_vit, image_processor=vit_proc,
+                                    pipeline_class=transformers.ImageClassificationPipeline)
+    picture = np.random.default_rng(0).integers(0, 256, (32, 32, 3), dtype=np.uint8)
+    assert pipe(picture, top_k=3) == builtin(picture, top_k=3)
+    with pytest.raises(ValueError, match="intensity= needs a RawISPImageProcessor"):
+        pipe(picture, intensity=0.5)
 
 
 # ------------------------------------------------------------------------------- errors

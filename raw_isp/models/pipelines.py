@@ -3,8 +3,16 @@
 The standard pipeline decodes a path with PIL and converts it to 8-bit RGB before the image
 processor sees it, which destroys a 16-bit raw. This one hands its inputs to the
 :class:`~raw_isp.models.processor.RawISPImageProcessor` untouched. :func:`register_pipeline` adds
-the task name ``"raw-image-classification"`` to ``transformers.pipeline`` (done by
-:mod:`raw_isp._hooks` once transformers has loaded its pipelines).
+the task name ``"raw-image-classification"`` to ``transformers.pipeline`` and makes this class the
+implementation of the standard ``"image-classification"`` task (done by :mod:`raw_isp._hooks` once
+transformers has loaded its pipelines).
+
+Why the standard task too: a raw model's folder is what HF users give to
+``pipeline("image-classification", model=folder)``, and the built-in class neither takes
+``intensity=`` (its ``_sanitize_parameters`` raises TypeError) nor leaves a path to the raw
+processor (it decodes the file to 8-bit RGB). For any other image processor this class is the
+built-in one: ``preprocess`` defers to ``ImageClassificationPipeline.preprocess`` and
+``intensity=`` is refused with a ValueError, so ordinary models behave exactly as before.
 """
 
 from __future__ import annotations
@@ -22,13 +30,16 @@ __all__ = ["RawImageClassificationPipeline", "register_pipeline", "TASK"]
 
 #: The task name registered with ``transformers.pipeline``.
 TASK = "raw-image-classification"
+#: The built-in task whose implementation :func:`register_pipeline` sets to the raw-aware class.
+STANDARD_TASK = "image-classification"
 
 
 class RawImageClassificationPipeline(ImageClassificationPipeline):
     """``ImageClassificationPipeline`` that hands its inputs to the image processor untouched.
 
     A path, array, tensor or PIL image goes straight to the :class:`RawISPImageProcessor`, which
-    reads raw files itself and runs the ISP on the pipeline's device. Use it as
+    reads raw files itself (their exposure metadata included) and runs the ISP on the pipeline's
+    device. Use it as
     ``pipeline("image-classification", model=..., image_processor=RawISPImageProcessor(...),
     pipeline_class=RawImageClassificationPipeline)`` or ``pipeline("raw-image-classification", ...)``.
 
@@ -48,7 +59,9 @@ class RawImageClassificationPipeline(ImageClassificationPipeline):
 
     def preprocess(self, image: Any, timeout: float | None = None, intensity: Any = None) -> BatchFeature:
         """``intensity``: the frame's light intensity ratio, for a processor with metadata
-        exposure (``pipe("frame.tiff", intensity=0.05)``)."""
+        exposure (``pipe("frame.tiff", intensity=0.05)``). Without it the processor takes the
+        ratio the frame carries (a file written with ``write_raw(..., intensity=)``, the
+        ``RawFrame`` that ``read_raw`` returns), else its ``default_intensity`` (1.0)."""
         if not isinstance(self.image_processor, RawISPImageProcessor):
             if intensity is not None:
                 raise ValueError("intensity= needs a RawISPImageProcessor (a raw model's own processor)")
@@ -59,7 +72,14 @@ class RawImageClassificationPipeline(ImageClassificationPipeline):
 
 
 def register_pipeline() -> None:
-    """Register the ``raw-image-classification`` task with ``transformers.pipeline`` (idempotent)."""
+    """Register the ``raw-image-classification`` task with ``transformers.pipeline`` and make
+    :class:`RawImageClassificationPipeline` run the standard ``image-classification`` task
+    (its model classes and default model kept; idempotent)."""
+    standard = PIPELINE_REGISTRY.supported_tasks.get(STANDARD_TASK)
+    if standard is not None and standard.get("impl") is not RawImageClassificationPipeline:
+        # Set in place rather than through register_pipeline, which would warn about overwriting
+        # and mark the class as Hub code (see below).
+        PIPELINE_REGISTRY.supported_tasks[STANDARD_TASK] = {**standard, "impl": RawImageClassificationPipeline}
     if TASK in PIPELINE_REGISTRY.get_supported_tasks():
         return
     PIPELINE_REGISTRY.register_pipeline(

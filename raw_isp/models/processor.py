@@ -27,13 +27,20 @@ Input
     with a message, because it is almost always a picture that has been developed already; an
     8-bit raw mosaic is developed when ``raw_scale`` says so (``raw_scale=255``).
 
+Exposure metadata
+    With ``exposure="metadata"`` (the training scripts' default) each frame is developed with gain
+    1 / its intensity ratio: ``intensity=`` if given, else the ratio the frame carries (a file
+    written by ``raw_isp.write_raw(path, raw, intensity=0.05)``, or the :class:`raw_isp.io.RawFrame`
+    that ``raw_isp.read_raw`` returns), else ``default_intensity`` (1.0, the training reference,
+    saved in the config) with a warning the first time.
+
 Pipelines
-    ``transformers.pipeline("image-classification", ...)`` decodes a file path with PIL and
-    converts it to 8-bit RGB before the image processor sees it, which destroys a 16-bit raw.
-    The standard pipeline works when it is given the raw itself (``raw_isp.read_raw(path)``, a
-    numpy array, which it passes through untouched). To give it paths, pass
-    ``pipeline_class=RawImageClassificationPipeline``, or use the task name
-    ``"raw-image-classification"`` that importing :mod:`raw_isp` registers.
+    transformers' built-in ``ImageClassificationPipeline`` decodes a file path with PIL and
+    converts it to 8-bit RGB before the image processor sees it, which destroys a 16-bit raw; it
+    passes arrays (``raw_isp.read_raw(path)``) through untouched. After ``import raw_isp`` the
+    ``"image-classification"`` task runs :class:`~raw_isp.models.pipelines.RawImageClassificationPipeline`
+    instead, which hands paths to this processor and takes ``intensity=`` (and is the built-in
+    pipeline for other image processors); ``"raw-image-classification"`` names it too.
 """
 
 from __future__ import annotations
@@ -58,7 +65,7 @@ from transformers.image_processing_utils import BaseImageProcessor, BatchFeature
 from transformers.processing_utils import ImagesKwargs
 
 from ..isp.config import CAMERAS, ISP_VARIANTS, CameraPreset, ISPConfig
-from ..io import raw_to_unit, read_raw_with_pattern
+from ..io import RawFrame, check_intensity, raw_to_unit, read_raw_with_pattern
 from ..isp.exposure import check_exposure
 from ..isp.static import StaticISP
 
@@ -66,6 +73,8 @@ __all__ = [
     "RawISPImageProcessor",
     "RawISPProcessorConfig",
     "RESIZE_MODES",
+    "RESAMPLE_MODES",
+    "DEFAULT_INTENSITY",
     "CAMERA_NORMALIZATION",
 ]
 
@@ -108,9 +117,27 @@ _NO_VIDEO_NOTE = {
 }
 # What to_dict / save_pretrained store (all JSON values).
 _SETTINGS = (
-    "isp", "camera", "exposure", "raw_scale", "do_resize", "size", "resize_mode", "do_normalize", "image_mean",
-    "image_std",
+    "isp", "camera", "exposure", "default_intensity", "raw_scale", "do_resize", "size", "resize_mode", "do_normalize",
+    "image_mean", "image_std",
 )  # fmt: skip
+#: The intensity ratio of the training reference (full light): what a frame without exposure
+#: metadata is developed as under ``exposure="metadata"``, unless ``default_intensity`` says otherwise.
+DEFAULT_INTENSITY = 1.0
+#: PIL resampling filters (``resample=``, as transformers' processors take it) -> ``resize_mode``.
+#: LANCZOS (1) and HAMMING (5) have no ``torch.nn.functional.interpolate`` counterpart.
+RESAMPLE_MODES = {0: "nearest", 2: "bilinear", 3: "bicubic", 4: "area"}
+#: BaseImageProcessor arguments that do not apply to raw mosaics, and why (refused unless they
+#: ask for nothing: False / None).
+_NOT_FOR_RAW = {
+    "do_convert_rgb": "a raw Bayer mosaic has one channel and the ISP makes the RGB view; leave it out",
+    "do_center_crop": "crop the raw mosaic before (at even offsets, so the CFA pattern is kept), or resize with size=",
+    "crop_size": "crop the raw mosaic before (at even offsets, so the CFA pattern is kept), or resize with size=",
+    "do_pad": "pad the raw mosaic before (by even amounts, so the CFA pattern is kept)",
+    "pad_size": "pad the raw mosaic before (by even amounts, so the CFA pattern is kept)",
+    "image_seq_length": "it is a setting of multimodal processors",
+    "size_divisor": "give size= as {'height': h, 'width': w}",
+    "do_reduce_labels": "class ids are passed through as they are",
+}
 # Keys that transformers writes into (or passes through) a saved config; not settings of ours.
 _SERVICE_KEYS = ("image_processor_type", "auto_map", "processor_class", "feature_extractor_type")
 
@@ -127,6 +154,8 @@ class RawISPImageProcessorKwargs(ImagesKwargs, total=False):
     raw_scale: float | None
     resize_mode: str | None
     exposure: str | float | None
+    default_intensity: float | None
+    intensity: Any
 
 
 class RawISPProcessorConfig(PreTrainedConfig):
@@ -149,6 +178,7 @@ class _Options:
     do_normalize: bool
     image_mean: list[float]
     image_std: list[float]
+    default_intensity: float | None
 
 
 # ------------------------------------------------------------------------- argument checks
@@ -264,6 +294,94 @@ def _check_return_tensors(return_tensors: Any) -> str | None:
     return value
 
 
+def _check_default_intensity(value: Any) -> float | None:
+    if value is None:
+        return None
+    try:
+        return check_intensity(value, "default_intensity")
+    except TypeError as e:
+        raise TypeError(f"{e} (or None to require intensity= with exposure='metadata')") from None
+
+
+def _check_resample(resample: Any) -> str:
+    """A PIL resampling filter (``PILImageResampling`` or its int) -> a ``resize_mode``."""
+    code = getattr(resample, "value", resample)
+    if isinstance(code, bool) or not isinstance(code, (int, np.integer)):
+        raise TypeError(f"resample must be a PIL resampling filter (PILImageResampling or its int), got {resample!r}")
+    if int(code) not in RESAMPLE_MODES:
+        names = {0: "NEAREST", 1: "LANCZOS", 2: "BILINEAR", 3: "BICUBIC", 4: "BOX", 5: "HAMMING"}
+        raise ValueError(
+            f"resample={names.get(int(code), code)} has no counterpart in the processor's torch resize; use NEAREST, "
+            f"BILINEAR, BICUBIC or BOX (or resize_mode= one of {list(RESIZE_MODES)})"
+        )
+    return RESAMPLE_MODES[int(code)]
+
+
+def _check_rescale(do_rescale: Any, rescale_factor: Any, raw_scale: float | None) -> float | None:
+    """``rescale_factor`` -> ``raw_scale`` (its inverse); ``do_rescale`` must leave integers scaled."""
+    if do_rescale is not None and not _check_bool(do_rescale, "do_rescale"):
+        raise ValueError(
+            "do_rescale=False: integer raw DN are always divided by raw_scale (the white level) to reach [0, 1], and "
+            "floating-point raws are taken as normalised already (never rescaled); pass floats in [0, 1] instead"
+        )
+    if rescale_factor is None:
+        return raw_scale
+    if isinstance(rescale_factor, bool) or not isinstance(rescale_factor, (int, float, np.integer, np.floating)) or not (
+        math.isfinite(rescale_factor) and rescale_factor > 0
+    ):
+        raise ValueError(f"rescale_factor must be a positive number (1 / the white level), got {rescale_factor!r}")
+    scale = 1.0 / float(rescale_factor)
+    if raw_scale is not None and not math.isclose(float(raw_scale), scale, rel_tol=1e-6):
+        raise ValueError(f"rescale_factor={rescale_factor!r} contradicts raw_scale={raw_scale!r} (raw_scale = 1 / rescale_factor)")
+    return scale
+
+
+def _check_data_format(value: Any, name: str) -> str | None:
+    if value is None:
+        return None
+    value = getattr(value, "value", value)  # transformers.image_utils.ChannelDimension
+    if value not in ("channels_first", "channels_last"):
+        raise ValueError(f"{name} must be 'channels_first', 'channels_last' or None, got {value!r}")
+    return value
+
+
+def _refuse_not_for_raw(kwargs: dict[str, Any], where: str) -> None:
+    """Refuse BaseImageProcessor arguments that do not apply to raw input; a typo is a TypeError."""
+    for key, value in kwargs.items():
+        if key in _NOT_FOR_RAW:
+            if value is None or value is False:
+                continue
+            raise ValueError(f"{where}: {key}={value!r} does not apply to raw input: {_NOT_FOR_RAW[key]}")
+        if key in ("default_to_square", "disable_grouping"):
+            if key == "default_to_square" and value is False:
+                raise ValueError(f"{where}: default_to_square=False: size is always (height, width) here")
+            continue
+        raise TypeError(f"{where} got an unexpected keyword argument {key!r}")
+
+
+def _strip_channel_axis(images: Any, input_data_format: str | None) -> Any:
+    """Drop the singleton channel axis that ``input_data_format`` declares on array inputs."""
+    if input_data_format is None:
+        return images
+
+    def strip(item: Any, batched: bool, where: str) -> Any:
+        if not isinstance(item, (np.ndarray, torch.Tensor)):
+            return item  # paths and PIL images have no channel axis to declare
+        axis = (-3 if input_data_format == "channels_first" else -1)
+        if item.ndim not in ((3, 4) if batched else (3,)) or item.shape[axis] != 1:
+            expected = "(1, H, W) or (B, 1, H, W)" if input_data_format == "channels_first" else "(H, W, 1) or (B, H, W, 1)"
+            raise ValueError(
+                f"{where}: input_data_format={input_data_format!r} declares a channel axis, so a raw mosaic must have "
+                f"shape {expected} (one channel), got {tuple(item.shape)}; leave input_data_format out for (H, W) or "
+                "(B, H, W) mosaics"
+            )
+        return item.squeeze(axis) if isinstance(item, torch.Tensor) else np.squeeze(item, axis=axis)
+
+    if isinstance(images, (list, tuple)):
+        return [strip(item, False, f"images[{i}]") for i, item in enumerate(images)]
+    return strip(images, True, "images")
+
+
 def _package(data: dict[str, torch.Tensor], return_tensors: str | None) -> BatchFeature:
     """Batched outputs as ``return_tensors`` asks: "pt" stacked tensors where they were
     computed; "np" stacked numpy arrays; None a list of one numpy array per image (what
@@ -366,12 +484,26 @@ def _is_url(path: str) -> bool:
     return path.startswith(("http://", "https://"))
 
 
-def _gather(images: Any, name: str, pattern: str | None) -> tuple[list[torch.Tensor], bool]:
+def _gather_with_intensity(images: Any, name: str, pattern: str | None) -> tuple[list[torch.Tensor], bool, list]:
+    """:func:`_gather`, plus the intensity ratio each image carries (a file's exposure metadata
+    or a :class:`raw_isp.io.RawFrame`'s ``intensity``; None where there is none), one per image."""
+    found: list = []
+    tensors, batched = _gather(images, name, pattern, found)
+    if batched:
+        found = found * tensors[0].shape[0] if len(found) == 1 else [None] * tensors[0].shape[0]
+    return tensors, batched, found
+
+
+def _gather(images: Any, name: str, pattern: str | None, intensities: list | None = None) -> tuple[list[torch.Tensor], bool]:
     """Turn the ``images`` argument into tensors.
 
     Returns ``(tensors, batched)``: a list of 2-D tensors, or one 3-D tensor with ``batched``.
-    ``pattern`` (the ISP's CFA pattern) is checked against what a raw file declares.
+    ``pattern`` (the ISP's CFA pattern) is checked against what a raw file declares. Into
+    ``intensities`` (if given) goes each input's stored intensity ratio or None.
     """
+    note = (lambda item: None) if intensities is None else (  # noqa: E731
+        lambda item: intensities.append(item.intensity if isinstance(item, RawFrame) else None)
+    )
 
     def read(path: str | os.PathLike, where: str) -> torch.Tensor:
         if isinstance(path, str) and _is_url(path):
@@ -382,11 +514,13 @@ def _gather(images: Any, name: str, pattern: str | None) -> tuple[list[torch.Ten
                 f"{os.fspath(path)}: the file declares CFA pattern {file_pattern} but the ISP is set up for "
                 f"{pattern}; pass isp={{..., 'pattern': '{file_pattern}'}}"
             )
-        return torch.from_numpy(raw)
+        note(raw)
+        return torch.from_numpy(np.asarray(raw))
 
     if isinstance(images, (str, os.PathLike)):
         return [read(images, name)], False
     if isinstance(images, (np.ndarray, torch.Tensor)) or _describe_pil(images) is not None:
+        note(images)
         t = _to_tensor(images, name)
         _check_mosaic_shape(t, name, batched=True)
         return ([t], True) if t.ndim == 3 else ([t], False)
@@ -396,7 +530,11 @@ def _gather(images: Any, name: str, pattern: str | None) -> tuple[list[torch.Ten
         out = []
         for i, item in enumerate(images):
             where = f"{name}[{i}]"
-            t = read(item, where) if isinstance(item, (str, os.PathLike)) else _to_tensor(item, where)
+            if isinstance(item, (str, os.PathLike)):
+                t = read(item, where)
+            else:
+                note(item)
+                t = _to_tensor(item, where)
             _check_mosaic_shape(t, where, batched=False)
             if out and t.shape != out[0].shape:
                 raise ValueError(
@@ -478,9 +616,15 @@ class RawISPImageProcessor(BaseImageProcessor):
             ``colour_matrix`` (9 row-major) in normalised units.
         exposure: the ISP's exposure stage (:mod:`raw_isp.isp.exposure`): None (default: the
             ``isp`` config's own setting, none for the study's variants), ``"metadata"`` (gain
-            1 / intensity ratio; pass ``intensity=`` with every call), ``"auto"``
-            (auto-exposure from each frame) or a positive fixed gain. It must not contradict an
-            ``exposure`` inside an ``isp`` dict.
+            1 / intensity ratio: the ratio comes from ``intensity=``, else from the frame's own
+            metadata, a file written by ``raw_isp.write_raw(path, raw, intensity=...)`` or the
+            :class:`raw_isp.io.RawFrame` that ``read_raw`` returns, else ``default_intensity``),
+            ``"auto"`` (auto-exposure from each frame) or a positive fixed gain. It must not
+            contradict an ``exposure`` inside an ``isp`` dict.
+        default_intensity: the intensity ratio a frame without one is developed as under
+            ``exposure="metadata"`` (default 1.0, :data:`DEFAULT_INTENSITY`: the training
+            reference, full light), with a warning the first time; None makes a missing ratio an
+            error instead. Saved with the other settings.
         raw_scale: integer raws are divided by this to reach [0, 1] (default 65535 for uint16
             frames). Floating-point inputs are taken as already normalised to [0, 1].
         do_resize: resize the developed RGB batch to ``size``.
@@ -495,6 +639,14 @@ class RawISPImageProcessor(BaseImageProcessor):
 
     All settings are JSON values; they are what :meth:`to_dict` and :meth:`save_pretrained`
     store. The device is chosen per call and is never stored.
+
+    transformers' common arguments: ``resample`` (a PIL filter, mapped to ``resize_mode``:
+    NEAREST, BILINEAR, BICUBIC, BOX), ``rescale_factor`` (``1 / raw_scale``), ``do_rescale``
+    (True only: integer DN are always scaled, floats never), ``data_format`` (``"channels_first"``
+    or ``"channels_last"`` pixel values), ``input_data_format`` (a singleton channel axis on the
+    mosaics), ``return_tensors``, ``device``. Arguments that do not apply to a raw mosaic
+    (``do_convert_rgb``, ``do_center_crop`` / ``crop_size``, ``do_pad`` / ``pad_size``, ...) are
+    refused with the reason unless they ask for nothing (False / None).
     """
 
     model_input_names = ["pixel_values"]
@@ -512,16 +664,27 @@ class RawISPImageProcessor(BaseImageProcessor):
         image_mean: float | Sequence[float] | None = None,
         image_std: float | Sequence[float] | None = None,
         exposure: str | float | None = None,
+        default_intensity: float | None = DEFAULT_INTENSITY,
         **kwargs: Any,
     ) -> None:
         for key in _SERVICE_KEYS:
             kwargs.pop(key, None)
-        if kwargs:
-            raise TypeError(f"RawISPImageProcessor got unknown settings {sorted(kwargs)}")
+        # transformers' names for two of the settings, converted to the stored ones.
+        if kwargs.get("resample") is not None:
+            resize_mode = _check_resample(kwargs.pop("resample"))
+        raw_scale = _check_rescale(kwargs.pop("do_rescale", None), kwargs.pop("rescale_factor", None),
+                                   None if raw_scale == 65535.0 else raw_scale) or raw_scale
+        kwargs.pop("resample", None)
+        unknown = sorted(k for k in kwargs if k not in _NOT_FOR_RAW and k not in ("default_to_square", "disable_grouping"))
+        if unknown:
+            raise TypeError(f"RawISPImageProcessor got unknown settings {unknown}")
+        _refuse_not_for_raw(kwargs, "RawISPImageProcessor")
         super().__init__()
         self.isp = _as_spec(isp)
         self.camera = _as_spec(camera)
         self.exposure = _with_exposure(ISPConfig(), exposure).exposure  # validated, a number as float
+        self.default_intensity = _check_default_intensity(default_intensity)
+        self._warned_default_intensity = False
         self.raw_scale = raw_scale
         self.do_resize = do_resize
         self.size = {"height": 224, "width": 224} if size is None else size
@@ -549,6 +712,7 @@ class RawISPImageProcessor(BaseImageProcessor):
             do_normalize=_check_bool(get("do_normalize"), "do_normalize"),
             image_mean=_check_stats(get("image_mean"), "image_mean", positive=False),
             image_std=_check_stats(get("image_std"), "image_std", positive=True),
+            default_intensity=_check_default_intensity(get("default_intensity")),
         )
 
     def get_isp(self, isp: Any = None, camera: Any = None, device: Any = None, exposure: Any = None) -> StaticISP:
@@ -645,6 +809,13 @@ class RawISPImageProcessor(BaseImageProcessor):
         device: str | torch.device | None = None,
         exposure: str | float | None = None,
         intensity: Any = None,
+        default_intensity: float | None = None,
+        resample: Any = None,
+        do_rescale: bool | None = None,
+        rescale_factor: float | None = None,
+        data_format: str | None = "channels_first",
+        input_data_format: str | None = None,
+        **kwargs: Any,
     ) -> BatchFeature:
         """Develop, resize and normalise a raw or a batch of raws.
 
@@ -661,7 +832,20 @@ class RawISPImageProcessor(BaseImageProcessor):
                 image_std, exposure: override the stored settings for this call only.
             intensity: the intensity ratio of each image (one number, or one per image: a list,
                 array or tensor ``(B,)``, e.g. a dataset batch's ``"intensity"``), all positive;
-                required when the exposure is ``"metadata"`` (gain 1 / ratio), ignored otherwise.
+                used when the exposure is ``"metadata"`` (gain 1 / ratio), ignored otherwise. It
+                overrides the ratio a frame carries (a file written with ``write_raw(...,
+                intensity=)``, a ``RawFrame``); a frame with neither is developed as
+                ``default_intensity`` (1.0 unless set; a warning the first time), or refused
+                when that is None.
+            resample: a PIL resampling filter, instead of ``resize_mode`` (see the class).
+            do_rescale, rescale_factor: transformers' names: ``rescale_factor = 1 / raw_scale``;
+                ``do_rescale=False`` is refused (integer DN are always scaled).
+            data_format: ``"channels_first"`` (default, ``(B, 3, h, w)``) or ``"channels_last"``
+                (``(B, h, w, 3)``).
+            input_data_format: None (mosaics ``(H, W)`` / ``(B, H, W)``), or
+                ``"channels_first"`` / ``"channels_last"`` for arrays that carry a singleton
+                channel axis (``(1, H, W)`` / ``(H, W, 1)``, batched ``(B, 1, H, W)`` /
+                ``(B, H, W, 1)``), which is dropped.
             return_tensors: ``"pt"`` (default: stacked torch tensors, on ``device``), ``"np"``
                 (stacked numpy arrays) or None (a list of one numpy array per image, as
                 transformers' ``ViTImageProcessor`` returns). The default differs from ViT's
@@ -681,19 +865,24 @@ class RawISPImageProcessor(BaseImageProcessor):
             unsupported ``return_tensors``, a missing or
             non-positive ``intensity`` with ``exposure="metadata"``.
         """
+        _refuse_not_for_raw(kwargs, "RawISPImageProcessor.preprocess")
+        if resample is not None:
+            resize_mode = _check_resample(resample)
+        raw_scale = _check_rescale(do_rescale, rescale_factor, raw_scale)
+        data_format = _check_data_format(data_format, "data_format") or "channels_first"
+        input_data_format = _check_data_format(input_data_format, "input_data_format")
         opts = self._options(
             isp=isp, camera=camera, raw_scale=raw_scale, do_resize=do_resize, size=size, resize_mode=resize_mode,
             do_normalize=do_normalize, image_mean=image_mean, image_std=image_std, exposure=exposure,
+            default_intensity=default_intensity,
         )  # fmt: skip
-        if opts.isp.exposure == "metadata" and intensity is None:
-            raise ValueError(
-                "intensity: exposure='metadata' develops each image with gain 1 / its intensity ratio; pass "
-                "intensity= (one ratio, or one per image such as a batch's 'intensity' column)"
-            )
         return_tensors = _check_return_tensors(return_tensors)
         dev = None if device is None else _check_device(device)
 
-        tensors, batched = _gather(images, "images", opts.isp.pattern)
+        images = _strip_channel_axis(images, input_data_format)
+        tensors, batched, stored = _gather_with_intensity(images, "images", opts.isp.pattern)
+        if opts.isp.exposure == "metadata" and intensity is None:
+            intensity = self._stored_or_default(stored, opts.default_intensity)
         if dev is None:
             on_device = [t.device for t in tensors if t.device.type != "cpu"]
             dev = _check_device(on_device[0]) if on_device else torch.device("cpu")
@@ -704,10 +893,35 @@ class RawISPImageProcessor(BaseImageProcessor):
             developed = isp_module(raw) if intensity is None else isp_module(raw, intensity=intensity)
             rgb = self._finish(developed, opts)
 
+        if data_format == "channels_last":
+            rgb = rgb.permute(0, 2, 3, 1)
         data: dict[str, torch.Tensor] = {"pixel_values": rgb}
         if segmentation_maps is not None:
             data["labels"] = self._labels(segmentation_maps, raw.shape, opts, dev)
         return _package(data, return_tensors)
+
+    def _stored_or_default(self, stored: list, default: float | None) -> list[float]:
+        """Per image: the intensity ratio it carries, else ``default`` (warned about once)."""
+        missing = sum(ratio is None for ratio in stored)
+        if missing and default is None:
+            raise ValueError(
+                "intensity: exposure='metadata' develops each image with gain 1 / its intensity ratio, and "
+                f"{missing} of the {len(stored)} images carry none (no intensity= argument, no intensity in the file's "
+                "metadata) while default_intensity is None; pass intensity= (one ratio, or one per image such as a "
+                "batch's 'intensity' column) or write the frames with raw_isp.write_raw(path, raw, intensity=...)"
+            )
+        if missing and not getattr(self, "_warned_default_intensity", False):
+            self._warned_default_intensity = True
+            warnings.warn(
+                f"RawISPImageProcessor: exposure='metadata' develops each image with gain 1 / its intensity ratio, and "
+                f"{missing} of the {len(stored)} images carry none (no intensity= argument, no intensity in the file's "
+                f"metadata); developing them as intensity {default:g} (default_intensity, the training reference: full "
+                "light). Pass intensity= for frames taken at another light level, or write them with "
+                "raw_isp.write_raw(path, raw, intensity=...). Shown once per processor.",
+                UserWarning,
+                stacklevel=4,
+            )
+        return [default if ratio is None else ratio for ratio in stored]
 
     @staticmethod
     def _normalise(tensors: list[torch.Tensor], batched: bool, raw_scale: float, device: torch.device) -> torch.Tensor:
