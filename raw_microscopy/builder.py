@@ -66,7 +66,7 @@ from raw_isp.data.builder import (
     intensity_configs,
     intensity_tag,
 )
-from raw_isp.data.layout import LayoutTree, ratio_folders
+from raw_isp.data.layout import MAX_ZIP_DEPTH, LayoutTree, ratio_folders
 from raw_isp.data.splits import SPLIT_NAMES
 from raw_isp.io import read_raw
 from raw_microscopy.synthetic import CLASS_NAMES, INTENSITIES, MicroscopySimulator, label_assignment
@@ -156,12 +156,17 @@ def _find_layout(tree: LayoutTree, ratios: tuple[float, ...], where: str
     if not found:
         raise SourceError(
             f"{where}: no label file {LABEL_FILE} found (nor any other *annotations*.dat, at any depth of the "
-            f"folders and zip archives). Expected the Raw2Logit layout: {LABEL_FILE} and "
+            f"folders and up to {MAX_ZIP_DEPTH} zip levels deep). Expected the Raw2Logit layout: {LABEL_FILE} and "
             f"images/raw_scaleNNN/<stem>.tiff (or raw_scaleNNN.zip). Found at the top: {tree.describe_top()}")
-    # The real file's place first, then its name, then the shallowest.
-    found.sort(key=lambda p: (p[-2:] != tuple(LABEL_FILE.split("/")), p[-1] != LABEL_FILE.split("/")[1], len(p)))
-    if len(found) > 1 and found[0][-2:] == found[1][-2:] and len(found[0]) == len(found[1]):
-        listed = ", ".join(str(tree.files[p]) for p in found)
+    # The real file's place first, then its name; two copies that match equally well are an error
+    # whatever their depth (as the README says), never a silent choice of the shallower.
+    def rank(p):
+        return (p[-2:] != tuple(LABEL_FILE.split("/")), p[-1] != LABEL_FILE.split("/")[1])
+
+    found.sort(key=lambda p: (rank(p), len(p)))
+    best = [p for p in found if rank(p) == rank(found[0])]
+    if len(best) > 1:
+        listed = ", ".join(str(tree.files[p]) for p in best)
         raise SourceError(f"{where}: several label files could be the one: {listed}; point data_dir at one copy")
     label = found[0]
     tags = {intensity_tag(r): r for r in ratios}

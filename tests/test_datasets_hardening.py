@@ -126,3 +126,54 @@ def test_options_a_dataset_does_not_take_are_named(tmp_path: Path) -> None:
     with pytest.raises(TypeError, match=r"raw_drone.load_dataset\(\) got unexpected keyword argument\(s\) "
                                         r"\['num_examples'\]"):
         raw_drone.load_dataset("segmentation-100", num_examples=3, cache_dir=tmp_path)
+
+
+# ---------------------------------------------------------------- issue 18: links, label copies, zip depth
+
+
+def test_a_symbolic_link_out_of_data_dir_or_onto_itself_is_refused(tmp_path: Path) -> None:
+    # issue 18: a TIFF link pointing outside data_dir loaded that file's pixels; a link to itself gave a raw OSError
+    data = tmp_path / "data"
+    write_microscopy(data, num_cells=9, ratios=(1.0,))
+    folder = next(data.rglob("raw_scale100"))
+    frame = sorted(folder.glob("*.tiff"))[0]
+    outside = tmp_path / "outside.tiff"
+    write_raw(outside, np.full((256, 256), 4242, np.uint16))
+    frame.unlink()
+    frame.symlink_to(outside)
+    cache = tmp_path / "cache"
+    with pytest.raises(SourceError, match=rf"{frame}: a symbolic link to {outside}, outside data_dir {data}"):
+        raw_microscopy.load_dataset("raw-100", source="local", data_dir=data, cache_dir=cache)
+    frame.unlink()
+    frame.symlink_to(frame.name)
+    with pytest.raises(SourceError, match=rf"{frame}: a symbolic link that loops back on itself"):
+        raw_microscopy.load_dataset("raw-100", source="local", data_dir=data, cache_dir=cache)
+    frame.unlink()
+    frame.symlink_to(folder / ".." / "raw_scale100" / sorted(folder.glob("*.tiff"))[0].name)  # inside: fine
+    assert len(raw_microscopy.load_dataset("raw-100", source="local", data_dir=data, cache_dir=cache)["train"]) > 0
+
+
+def test_two_label_file_copies_at_different_depths_are_an_error(tmp_path: Path) -> None:
+    # issue 18: the shallower copy was used silently although the README says two candidates are an error
+    data = tmp_path / "data"
+    write_microscopy(data, num_cells=9, ratios=(1.0,))
+    copy = data / "backup" / LABEL_FILE
+    copy.parent.mkdir(parents=True)
+    shutil.copy(data / LABEL_FILE, copy)
+    with pytest.raises(SourceError, match=rf"several label files could be the one: {data / LABEL_FILE}, {copy}; "
+                                          "point data_dir at one copy"):
+        raw_microscopy.load_dataset("raw-100", source="local", data_dir=data, cache_dir=tmp_path / "cache")
+
+
+def test_a_layout_below_the_zip_depth_limit_names_the_limit(tmp_path: Path) -> None:
+    # issue 18: four zip levels gave "no label file ... at any depth" without the depth limit
+    layout = tmp_path / "layout"
+    write_microscopy(layout, num_cells=9, ratios=(1.0,))
+    level = zip_bytes(per_folder_zips(layout, ["images/raw_scale100"]))
+    for k in range(3):
+        level = zip_bytes({f"level{k}.zip": level})
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "top.zip").write_bytes(level)
+    with pytest.raises(SourceError, match=r"up to 3 zip levels deep\).*\(1 archive\(s\) more than MAX_ZIP_DEPTH=3 zip "
+                                          r"levels deep were not opened, e\.g\. top/level2/level1/level0\.zip"):
+        raw_microscopy.load_dataset("raw-100", source="local", data_dir=tmp_path / "data", cache_dir=tmp_path / "c")

@@ -13,7 +13,10 @@ once per load:
   ``raw_scaleNNN.zip`` of intensities a configuration does not use).
 
 Files are only ever looked up by listing folders, never by joining a path from text read out of
-a label file or manifest, so no entry of such a file can point outside the tree. Builders query
+a label file or manifest, so no entry of such a file can point outside the tree. A symbolic
+link met on the way must resolve inside ``data_dir`` (or inside the extraction cache): a link to
+a file or folder elsewhere, a link loop and a broken link are each a :class:`SourceError` naming
+the link (a link can otherwise pull any file of the machine into a dataset). Builders query
 the tree by name (:meth:`LayoutTree.find_files`, :meth:`LayoutTree.find_dirs`,
 :func:`ratio_folders`); when a layout is missing, :meth:`LayoutTree.describe_top` says what the
 tree holds at its top, for the error message.
@@ -63,6 +66,8 @@ class LayoutTree:
         self.closed_zips: list[Logical] = []
         self._count = 0
         self._seen: set[tuple[int, int]] = set()  # (device, inode) of the folders walked: no link loops
+        self.root: Path | None = None  # data_dir: every symbolic link must resolve inside it
+        self.too_deep: list[Logical] = []  # archives left closed: more than MAX_ZIP_DEPTH zip levels down
 
     # -- building
     @classmethod
@@ -77,6 +82,7 @@ class LayoutTree:
         """
         data_dir = Path(data_dir)
         tree = cls(extract_root, limits, want)
+        tree.root = data_dir.resolve() if data_dir.is_dir() else None
         if data_dir.is_dir():
             tree.add_dir(data_dir, ())
         elif data_dir.is_file():
@@ -115,10 +121,26 @@ class LayoutTree:
             if entry.name.startswith(".") or entry.name in _SKIP_DIRS:
                 continue
             self._tick(real)
+            if entry.is_symlink():
+                self._check_link(Path(entry.path))
             if entry.is_dir(follow_symlinks=True):
                 self.add_dir(Path(entry.path), logical + (entry.name,), zip_depth)
             elif entry.is_file(follow_symlinks=True):
                 self.add_file(Path(entry.path), logical + (entry.name,), zip_depth=zip_depth)
+
+    def _check_link(self, link: Path) -> None:
+        """Raise :class:`SourceError` unless the symbolic link ``link`` resolves inside data_dir."""
+        try:
+            target = link.resolve(strict=True)
+        except (OSError, RuntimeError) as err:  # RuntimeError: a loop (Python < 3.13)
+            why = "loops back on itself" if "loop" in str(err).lower() or getattr(err, "errno", None) == 40 \
+                else "points to nothing"
+            raise SourceError(f"{link}: a symbolic link that {why} ({os.readlink(link)!r}); fix or remove it") from None
+        roots = [r for r in (self.root, self.extract_root.resolve()) if r is not None]
+        if not any(target == r or r in target.parents for r in roots):
+            where = f"data_dir {self.root}" if self.root is not None else "the data"
+            raise SourceError(f"{link}: a symbolic link to {target}, outside {where}; every file of a dataset must "
+                              "lie inside it (copy the file there, or point data_dir at a folder that holds it)")
 
     def add_file(self, real: Path, logical: Logical, key: str | None = None, zip_depth: int = 0,
                  archive: bool | None = None) -> None:
@@ -127,6 +149,8 @@ class LayoutTree:
         name = logical[-1]
         if archive is None:
             archive = name.lower().endswith(".zip")
+        if archive and zip_depth >= MAX_ZIP_DEPTH:
+            self.too_deep.append(logical)
         if not archive or zip_depth >= MAX_ZIP_DEPTH:
             if logical not in self.files:
                 self.files[logical] = real
@@ -180,9 +204,13 @@ class LayoutTree:
                 names.append(f"{p[0]}/ ({shown or 'empty'})")
         names.extend(p[0] for p in sorted(self.files) if len(p) == 1)
         names.extend(f"{p[-1]} (not opened)" for p in self.closed_zips if len(p) == 1)
+        deep = ""
+        if self.too_deep:
+            deep = (f" ({len(self.too_deep)} archive(s) more than MAX_ZIP_DEPTH={MAX_ZIP_DEPTH} zip levels deep were "
+                    f"not opened, e.g. {_shown(self.too_deep[0])}; unpack one level by hand)")
         if not names:
-            return "nothing"
-        return "; ".join(names[:limit]) + (f"; ... ({len(names) - limit} more)" if len(names) > limit else "")
+            return "nothing" + deep
+        return "; ".join(names[:limit]) + (f"; ... ({len(names) - limit} more)" if len(names) > limit else "") + deep
 
 
 def _common(a: Logical, b: Logical) -> int:
