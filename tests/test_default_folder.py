@@ -25,7 +25,7 @@ def folder(tmp_path_factory):
     out = tmp_path_factory.mktemp("default_folder")
     argv = ["--output_dir", str(out), "--cache_dir", str(tmp_path_factory.mktemp("hf_cache")), "--num_examples", "30",
             "--model_name_or_path", "vit-micro", "--per_device_train_batch_size", "4", "--per_device_eval_batch_size",
-            "6", "--max_train_steps", "2", "--augment", "none"]  # fmt: skip
+            "6", "--max_train_steps", "2", "--augment", "none", "--logging_steps", "1"]  # fmt: skip
     assert train_main("classification", argv) == 0
     return out
 
@@ -48,6 +48,11 @@ def frames(folder, tmp_path_factory):
 def test_the_default_folder_uses_metadata_exposure_and_saves_the_default_intensity(folder):
     saved = json.loads((Path(folder) / "preprocessor_config.json").read_text())
     assert saved["exposure"] == "metadata" and saved["default_intensity"] == 1.0
+    results = json.loads((Path(folder) / "all_results.json").read_text())
+    # The transformers examples' training figures.
+    assert results["train_loss"] > 0 and results["train_runtime"] > 0 and results["train_samples_per_second"] > 0
+    history = [h for h in json.loads((Path(folder) / "train_history.json").read_text()) if "train_loss" in h]
+    assert results["train_loss"] == pytest.approx(sum(h["train_loss"] for h in history) / len(history))  # 1 step each
 
 
 def test_processor_on_the_frame_develops_with_its_own_intensity(folder, frames):

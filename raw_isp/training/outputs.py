@@ -43,6 +43,7 @@ __all__ = [
     "check_output_dir",
     "prepare_output_dir",
     "write_outputs",
+    "train_summary",
 ]
 
 logger = logging.getLogger(__name__)
@@ -145,6 +146,37 @@ def prepare_output_dir(args: RawTrainingArguments, is_main_process: bool = True)
         logger.warning("%s also holds %s, which is not a run's and is kept", out, _describe(others))
 
 
+def train_summary(history: list[dict[str, Any]], images_per_step: int) -> dict[str, float]:
+    """``train_loss``, ``train_runtime``, ``train_samples_per_second`` and
+    ``train_steps_per_second`` of a run, as the transformers examples report them, from its
+    logging windows (the ``history`` entries with ``train_loss``, which cover the whole run, a
+    resumed one included).
+
+    ``train_loss``: the mean loss per optimiser step (each window's mean loss weighted by its
+    steps). ``train_runtime`` (seconds): the windows' wall time, validation and checkpoints
+    inside the loop included, the final evaluation not (as ``Trainer``). A window's time is
+    its ``seconds`` if logged, else its images (``images``, else ``steps * images_per_step``, the
+    global batch; exact but for an epoch's short last batch) over its ``images_per_second``.
+    Empty when nothing was logged.
+    """
+    windows = sorted((h for h in history if "train_loss" in h and "step" in h), key=lambda h: h["step"])
+    previous = loss = steps = images = seconds = 0.0
+    for h in windows:
+        n = h["step"] - previous
+        previous = h["step"]
+        if n <= 0:
+            continue
+        count = float(h.get("images", n * images_per_step))
+        rate = h.get("images_per_second") or 0.0
+        elapsed = float(h["seconds"]) if "seconds" in h else (count / rate if rate > 0 else 0.0)
+        loss, steps, images, seconds = loss + h["train_loss"] * n, steps + n, images + count, seconds + elapsed
+    if not steps:
+        return {}
+    return {"train_loss": loss / steps, "train_runtime": round(seconds, 4),
+            "train_samples_per_second": round(images / seconds, 3) if seconds > 0 else 0.0,
+            "train_steps_per_second": round(steps / seconds, 3) if seconds > 0 else 0.0}
+
+
 def write_outputs(args: RawTrainingArguments, result: Any) -> None:
     """Write a finished run (:class:`raw_isp.training.loop.TrainResult`) into ``args.output_dir``
     (main process; every process waits for it): model, processor and ISP (with the task),
@@ -159,6 +191,9 @@ def write_outputs(args: RawTrainingArguments, result: Any) -> None:
         return
     out = Path(args.output_dir)
     out.mkdir(parents=True, exist_ok=True)
+    global_batch = args.per_device_train_batch_size * args.gradient_accumulation_steps * accelerator.num_processes
+    result.results.update({k: v for k, v in train_summary(result.history, global_batch).items()
+                           if k not in result.results})
     model = accelerator.unwrap_model(result.model)
     save_raw_model(model, out, args.isp, args.camera_name, task=args.task)
     (out / HISTORY_NAME).write_text(json.dumps(result.history, indent=1) + "\n")
