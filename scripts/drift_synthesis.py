@@ -35,6 +35,7 @@ import sys
 from pathlib import Path
 
 from raw_isp.drift.corruptions import CORRUPTIONS
+from raw_isp.drift.reports import check_staging_dir
 from raw_isp.drift.synthesis import synthesize
 from raw_isp.isp.config import ISP_VARIANTS
 from raw_isp.training.arguments import TRAINING_ARGS_NAME, OptionError
@@ -150,6 +151,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     try:
+        check_staging_dir(args.output_dir)
         report = synthesize(args.model, args.output_dir, split=args.split, variants=args.variants,
                             intensities=args.intensities, corruptions=args.corruptions, severities=args.severities,
                             train_variants=args.train_variants, compare=args.compare, labels=args.labels,

@@ -241,3 +241,20 @@ def test_variants_take_the_models_exposure_and_each_batchs_intensity(trained):
     unexposed = model.with_isp(raw_isp.StaticISP("ma_u_ga", camera=camera, exposure=None))
     plain = evaluate_grid(unexposed, {0.05: data[0.05]}, acc, "classification", names, ["ma_u_ga"], camera, 8)
     assert [r["value"] for r in plain if r["metric"] == "loss"][0] != loss[("model", 0.05)]  # the gain mattered
+
+
+def test_an_unrelated_partial_folder_beside_the_report_is_not_deleted(drift_synthesis, trained, tmp_path, capsys):
+    # issue 18: drift_synthesis.py --output_dir X deleted a pre-existing X.partial with everything in it
+    from raw_isp.drift.synthesis_report import write_report
+    from raw_isp.training.folders import NotOwned
+
+    out, staging = tmp_path / "X", tmp_path / "X.partial"
+    (staging / "photos").mkdir(parents=True)
+    (staging / "photos" / "a.jpg").write_bytes(b"mine")
+    assert drift_synthesis.main(["--model", str(trained), "--output_dir", str(out), "--max_eval_samples", "4"]) == 2
+    err = capsys.readouterr().err
+    assert f"error: --output_dir {out}: the report is staged in {staging}, which already exists and was not written " \
+           "by raw_isp (no marker; it holds photos/); it is not deleted" in err
+    with pytest.raises(NotOwned, match="X.partial: this staging folder of a drift report was not written by raw_isp"):
+        write_report(out, {}, {}, [])  # the mechanism itself, below the script's early check
+    assert (staging / "photos" / "a.jpg").read_bytes() == b"mine" and not out.exists()

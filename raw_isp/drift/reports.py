@@ -2,6 +2,9 @@
 
 A drift tool replaces its own earlier report in ``--output_dir``, and nothing else: a folder that
 holds anything the tool does not write is refused before any work (:func:`check_report_dir`).
+A report staged in ``<output_dir>.partial`` (drift synthesis) replaces an earlier staging folder
+only when it carries raw_isp's marker (:mod:`raw_isp.training.folders`); one that does not is
+the user's and refused (:func:`check_staging_dir`).
 """
 
 from __future__ import annotations
@@ -14,8 +17,9 @@ from pathlib import Path
 from typing import Any, Iterable, Sequence
 
 from ..training.arguments import OptionError
+from ..training.folders import PROJECT_FILES, describe, is_owned, user_entries
 
-__all__ = ["check_report_dir", "write_csv", "write_json", "plain_json"]
+__all__ = ["check_report_dir", "check_staging_dir", "staging_dir", "write_csv", "write_json", "plain_json"]
 
 
 def check_report_dir(path: str | os.PathLike, own: Iterable[str], option: str = "--output_dir") -> None:
@@ -25,11 +29,28 @@ def check_report_dir(path: str | os.PathLike, own: Iterable[str], option: str = 
     if folder.exists() and not folder.is_dir():
         raise OptionError(f"{option} {folder}: is a file, not a folder")
     if folder.is_dir():
-        foreign = sorted(p.name for p in folder.iterdir() if p.name not in set(own))
+        foreign = sorted(p.name for p in folder.iterdir() if p.name not in {*own, *PROJECT_FILES})
         if foreign:
             shown = ", ".join(foreign[:4]) + (f" and {len(foreign) - 4} more" if len(foreign) > 4 else "")
             raise OptionError(f"{option} {folder}: holds files that are not this tool's report ({shown}); "
                               "choose an empty folder or the folder of an earlier report")
+
+
+def staging_dir(path: str | os.PathLike) -> Path:
+    """Where a report for ``path`` is written before it is renamed into place: ``<path>.partial``."""
+    path = Path(path)
+    return path.with_name(path.name + ".partial")
+
+
+def check_staging_dir(path: str | os.PathLike, option: str = "--output_dir") -> None:
+    """Raise :class:`~raw_isp.training.arguments.OptionError` if ``<path>.partial`` exists and is
+    not raw_isp's own (no marker): it is someone else's folder, and the report would replace it."""
+    staging = staging_dir(path)
+    if (staging.exists() or staging.is_symlink()) and not is_owned(staging):
+        held = describe(user_entries(staging)) if staging.is_dir() and not staging.is_symlink() else "not a folder"
+        raise OptionError(f"{option} {path}: the report is staged in {staging}, which already exists and was not "
+                          f"written by raw_isp (no marker; it holds {held or 'nothing'}); it is not deleted: move it "
+                          "away or choose another folder")
 
 
 def write_csv(path: str | os.PathLike, rows: Sequence[dict[str, Any]], fields: Sequence[str]) -> None:

@@ -27,7 +27,8 @@ from ..isp.config import ISP_VARIANTS
 from ..metrics.bootstrap import LEVEL, N_BOOT, metric_function, percentile_interval, resample_indices
 from .corruptions import CORRUPTIONS
 from .plots import heatmap, plot_models
-from .reports import write_csv, write_json
+from ..training.folders import mark_owned, remove_owned
+from .reports import staging_dir, write_csv, write_json
 from .statistics import CellValues, cell_values, combine, describe, difference, ratio, seed_values
 
 __all__ = ["FIELDS", "CELL_FIELDS", "REPORT_FILES", "STUDY_RATIO", "build_report", "summarise", "summary_text",
@@ -439,9 +440,9 @@ def write_report(out: Path, report: dict[str, Any], meta: dict[str, Any], moved:
     """Write the report into ``out.partial`` and rename it to ``out`` when complete; the models
     this run trained (``out/models/<name>`` for each of ``moved``) move along, an earlier
     report's others do not."""
-    tmp = out.with_name(out.name + ".partial")
-    if tmp.exists():
-        shutil.rmtree(tmp)
+    tmp = staging_dir(out)
+    remove_owned(tmp, "staging folder of a drift report")  # a folder without raw_isp's marker is refused, not deleted
+    mark_owned(tmp, "drift synthesis report")
     (tmp / "models").mkdir(parents=True)
     for name in moved:
         shutil.move(str(out / "models" / name), str(tmp / "models" / name))
