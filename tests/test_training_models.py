@@ -162,3 +162,28 @@ def test_the_exposure_setting_is_saved_and_replayed(isp, tmp_path):
     assert processor.isp["exposure"] == "metadata"
     with torch.no_grad():
         torch.testing.assert_close(auto(**processor(raws, intensity=intensity)).logits, reloaded, atol=1e-4, rtol=1e-4)
+
+
+@pytest.mark.parametrize("preset, size, problem", [
+    ("vit-micro", 63, "--image_size 63: not a multiple of the patch size 32 of vit-micro; the ViT would see only "
+                      "32x32 of the 63x63 view (1x1 patches)"),
+    ("vit-micro", 16, "--image_size 16: smaller than the 32 pixels"),
+    ("resnet-micro", 16, "--image_size 16: smaller than the 32 pixels the resnet-micro network"),
+])
+def test_an_image_size_the_network_cannot_use_is_refused(preset, size, problem):
+    # issue 18: --image_size 63 with the patch-32 ViT trained and exited 0 on one 32x32 patch of the cell
+    if preset not in MODEL_PRESETS:
+        pytest.skip(f"no preset {preset}")
+    with pytest.raises(ValueError, match=problem.replace("(", r"\(").replace(")", r"\)")):
+        build_task_model("classification", preset, ["a", "b"], image_size=size)
+    build_task_model("classification", preset, ["a", "b"], image_size=64)
+
+
+def test_the_training_script_refuses_such_an_image_size(tmp_path, capsys):
+    from raw_isp.training.cli import main as train_main
+
+    assert train_main("classification", ["--output_dir", str(tmp_path / "out"), "--cache_dir", str(tmp_path / "c"),
+                                         "--num_examples", "60", "--model_name_or_path", "vit-micro",
+                                         "--image_size", "63", "--max_train_steps", "1"]) == 2
+    assert "--image_size 63: not a multiple of the patch size 32" in capsys.readouterr().err
+    assert not (tmp_path / "out" / "all_results.json").exists()

@@ -305,6 +305,27 @@ def _preset_model(kind: str, preset: dict[str, Any], labels: dict[str, Any], ima
     return tf.SegformerForSemanticSegmentation(tf.SegformerConfig(**preset, **labels))
 
 
+#: Every preset network reduces its input 32x (ResNet and SegFormer stages, the ViT's largest patch):
+#: a smaller input leaves it nothing to look at.
+MIN_IMAGE_SIZE = 32
+
+
+def check_image_size(model: str, preset: dict[str, Any], image_size: int) -> None:
+    """Raise ``ValueError`` for an ``image_size`` a preset network cannot use: below
+    :data:`MIN_IMAGE_SIZE`, or, for a ViT, not a whole number of its patches (the pixels past
+    the last whole patch are dropped: 63 with patch 32 shows the model one 32x32 patch)."""
+    patch = preset.get("patch_size")
+    if image_size < MIN_IMAGE_SIZE:
+        raise ValueError(f"--image_size {image_size}: smaller than the {MIN_IMAGE_SIZE} pixels the {model} network "
+                         "reduces its input by; use at least 32 (the data are 256x256)")
+    if patch and image_size % patch:
+        keep = image_size // patch * patch
+        raise ValueError(f"--image_size {image_size}: not a multiple of the patch size {patch} of {model}; the ViT "
+                         f"would see only {keep}x{keep} of the {image_size}x{image_size} view "
+                         f"({image_size // patch}x{image_size // patch} patches); use e.g. {max(keep, patch)} "
+                         f"or {keep + patch}")
+
+
 def build_task_model(task: str, model: str, label_names: list[str], image_size: int = 256) -> torch.nn.Module:
     """A transformers model for ``task`` ("classification" | "segmentation").
 
@@ -326,6 +347,7 @@ def build_task_model(task: str, model: str, label_names: list[str], image_size: 
         if kind not in _TASK_TYPES[task]:
             raise ValueError(f"model preset {model!r} is a {kind} model, not one for {task}; "
                              f"choose one of {[k for k, v in MODEL_PRESETS.items() if v['model_type'] in _TASK_TYPES[task]]}")
+        check_image_size(model, preset, image_size)
         return _preset_model(kind, preset, labels, image_size)
     try:
         config = AutoConfig.from_pretrained(model, **labels)
