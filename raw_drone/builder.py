@@ -36,7 +36,7 @@ Sources (``source=``):
 
 - ``"synthetic"`` (default): :class:`raw_drone.DroneSimulator` (``num_scenes`` frames of
   ``frame_height`` x ``frame_width``, seed ``synthetic_seed``), 548 segmentation or 930
-  classification tiles, or ``num_tiles``.
+  classification tiles, or ``num_examples`` (``load_dataset``; the config field is ``num_tiles``).
 - ``"local"``: a copy of the real data in ``data_dir`` (a folder or a ``.zip``) in the Raw2Logit
   layout, found at any depth and inside zip archives (zips of zips too; ``images_full.zip``,
   ``masks_full.zip`` and ``raw_scaleNNN.zip`` stand for those folders), detected
@@ -485,9 +485,9 @@ MANIFEST_ENV = RawDrone.MANIFEST_ENV
 DEFAULT_MANIFEST = RawDrone.DEFAULT_MANIFEST
 
 
-def load_dataset(name: str = "segmentation", split: str | None = None, *, num_tiles: int | None = None,
+def load_dataset(name: str = "segmentation", split: str | None = None, *, num_examples: int | None = None,
                  split_mode: str = "grouped", layout: str = "auto", num_scenes: int | None = None,
-                 frame_height: int | None = None, frame_width: int | None = None,
+                 frame_height: int | None = None, frame_width: int | None = None, num_tiles: int | None = None,
                  **kwargs: Any) -> datasets.Dataset | datasets.DatasetDict:
     """Load Raw-Drone in one call, with the conventions of ``datasets.load_dataset``.
 
@@ -495,8 +495,11 @@ def load_dataset(name: str = "segmentation", split: str | None = None, *, num_ti
         name: a config of :data:`CONFIG_NAMES` ("segmentation", "classification", "<task>-NNN",
             "<task>-rgb-<variant>").
         split: None (a ``DatasetDict``) or a split name or expression for one ``Dataset``.
-        num_tiles: number of tiles of the task (synthetic default 548 / 930; local: all
-            segmentation tiles, a balanced classification set).
+        num_examples: number of tiles of the task (synthetic default 548 / 930; local: all
+            segmentation tiles, a balanced classification set); the same keyword as
+            ``raw_microscopy.load_dataset``'s.
+        num_tiles: deprecated alias of ``num_examples`` (a ``FutureWarning``); it is stored as the
+            configuration field ``num_tiles``, so caches made with either name are the same.
         split_mode: "grouped" (by source frame, default) or "random" (tile-level, leaks; the
             Raw2Logit study's split).
         layout: "auto", "full" (full frames + masks, tiled here) or "tiles" (pre-tiled) for
@@ -507,9 +510,17 @@ def load_dataset(name: str = "segmentation", split: str | None = None, *, num_ti
             (with "<task>" it selects "<task>-NNN"), ``fold``, ``n_folds``, ``seed``,
             ``synthetic_seed``, ``record``, ``files_manifest`` (or ``$RAW_DRONE_MANIFEST``),
             ``cache_dir``, ``download_mode``, ``num_proc``, ``output``, ``download_timeout``,
-            ``extract_limits``: see :meth:`raw_isp.data.builder.RawDatasetBuilder.load`.
+            ``extract_limits``, ``streaming``: see :meth:`raw_isp.data.builder.RawDatasetBuilder.load`.
     Returns:
-        ``datasets.DatasetDict`` or ``datasets.Dataset``.
+        ``datasets.DatasetDict`` or ``datasets.Dataset`` (with ``streaming=True``:
+        ``IterableDatasetDict`` or ``IterableDataset``).
     """
-    return RawDrone.load(name, split, num_tiles=num_tiles, split_mode=split_mode, layout=layout,
+    if num_tiles is not None:
+        if num_examples is not None and num_examples != num_tiles:
+            raise ValueError(f"raw_drone.load_dataset(): num_examples={num_examples!r} and its deprecated alias "
+                             f"num_tiles={num_tiles!r} disagree; pass num_examples only")
+        warnings.warn("raw_drone.load_dataset(): num_tiles= is deprecated; pass num_examples= (the same size keyword "
+                      "as raw_microscopy.load_dataset)", FutureWarning, stacklevel=2)
+        num_examples = num_tiles
+    return RawDrone.load(name, split, num_tiles=num_examples, split_mode=split_mode, layout=layout,
                          num_scenes=num_scenes, frame_height=frame_height, frame_width=frame_width, **kwargs)

@@ -347,9 +347,10 @@ def load_dataset(name: str = "raw", split: str | None = None, *, num_examples: i
             (with "raw" it selects "raw-NNN"), ``fold``, ``n_folds``, ``seed``,
             ``synthetic_seed``, ``record``, ``files_manifest`` (or ``$RAW_MICROSCOPY_MANIFEST``),
             ``cache_dir``, ``download_mode``, ``num_proc``, ``output`` ("numpy", "torch" or
-            None), ``download_timeout``, ``extract_limits``: see
+            None), ``download_timeout``, ``extract_limits``, ``streaming``: see
             :meth:`raw_isp.data.builder.RawDatasetBuilder.load`.
     Returns:
-        ``datasets.DatasetDict`` or ``datasets.Dataset``.
+        ``datasets.DatasetDict`` or ``datasets.Dataset`` (with ``streaming=True``:
+        ``IterableDatasetDict`` or ``IterableDataset``).
     """
     return RawMicroscopy.load(name, split, num_examples=num_examples, **kwargs)

@@ -16,7 +16,7 @@ from raw_isp.data.arrow import raw_format
 from raw_isp.data.builder import single_threaded_torch
 from raw_isp.data.splits import split_assignment
 
-SMALL = dict(num_scenes=6, frame_height=512, frame_width=1024, num_tiles=20)
+SMALL = dict(num_scenes=6, frame_height=512, frame_width=1024, num_examples=20)
 INTENSITIES = raw_drone.INTENSITIES
 
 
@@ -149,4 +149,4 @@ def test_bad_arguments_are_refused(cache: str) -> None:
     with pytest.raises(ValueError, match="use the config 'classification-010'"):
         RawDrone(config_name="classification", intensity=0.1, cache_dir=cache)
     with pytest.raises(ValueError, match="asked for 500 segmentation tiles"):
-        raw_drone.load_dataset("segmentation-100", cache_dir=cache, **{**SMALL, "num_tiles": 500})
+        raw_drone.load_dataset("segmentation-100", cache_dir=cache, **{**SMALL, "num_examples": 500})

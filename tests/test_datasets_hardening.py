@@ -124,8 +124,8 @@ def test_options_a_dataset_does_not_take_are_named(tmp_path: Path) -> None:
                                         r"\['num_tiles'\]; it takes \[.*'num_examples'"):
         raw_microscopy.load_dataset("raw-100", num_tiles=3, cache_dir=tmp_path)
     with pytest.raises(TypeError, match=r"raw_drone.load_dataset\(\) got unexpected keyword argument\(s\) "
-                                        r"\['num_examples'\]"):
-        raw_drone.load_dataset("segmentation-100", num_examples=3, cache_dir=tmp_path)
+                                        r"\['num_cells'\]"):
+        raw_drone.load_dataset("segmentation-100", num_cells=3, cache_dir=tmp_path)
 
 
 # ---------------------------------------------------------------- issue 18: links, label copies, zip depth

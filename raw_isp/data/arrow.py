@@ -14,7 +14,11 @@ array columns are read straight from the Arrow buffers (``to_numpy(zero_copy_onl
 reshaped), checked to hold the declared shape, copied once (so the result is writable and owns
 its memory) and handed out as numpy arrays or torch tensors of the stored dtype (uint16 raw,
 uint8 mask, ...). The other columns (labels, ids, intensities, PIL images) go through the
-standard numpy or torch formatter. Rows (``ds[i]``), slices and index lists (``ds[i:j]``,
+standard numpy or torch formatter; with numpy output a row's numbers and strings are Python
+``int`` / ``float`` / ``str``, as in a plain ``datasets`` row (``json.dumps``, ``ClassLabel.int2str``
+take them). The format is used by name like the built-in ones:
+``ds.with_format("raw_isp")`` (numpy output, the packages' default), ``ds.with_format("raw_isp",
+output="torch")``, ``columns=``, ``copy=`` (the fields of :class:`RawFormatSpec`). Rows (``ds[i]``), slices and index lists (``ds[i:j]``,
 ``ds[[3, 1]]``), columns and a torch ``DataLoader`` with worker processes all get the same
 dtype and bit-exact values.
 
@@ -203,9 +207,19 @@ class RawFormatter(Formatter):
     def __init__(self, features: datasets.Features | None = None, token_per_repo_id: Any = None,
                  spec: RawFormatSpec | None = None, **kwargs: Any) -> None:
         super().__init__(features=features, token_per_repo_id=token_per_repo_id)
-        if kwargs:
-            raise TypeError(f"unexpected format kwargs {sorted(kwargs)}; pass spec=RawFormatSpec(...)")
-        spec = spec if spec is not None else RawFormatSpec()
+        # with_format("raw_isp", output=..., columns=..., copy=...) by name; with_format("raw_isp")
+        # alone is numpy output (the packages' default format).
+        fields = {"columns", "output", "copy"}
+        unknown = sorted(set(kwargs) - fields)
+        if unknown:
+            raise TypeError(f"with_format({RAW_FORMAT_TYPE!r}): unexpected format kwargs {unknown}; it takes "
+                            f"{sorted(fields)} (or spec=RawFormatSpec(...))")
+        if spec is None:
+            if kwargs.get("columns") is not None and not isinstance(kwargs["columns"], str):
+                kwargs["columns"] = tuple(kwargs["columns"])
+            spec = RawFormatSpec(**{"output": "numpy", **{k: v for k, v in kwargs.items() if v is not None}})
+        elif kwargs:
+            raise TypeError(f"with_format({RAW_FORMAT_TYPE!r}): pass spec= or {sorted(kwargs)}, not both")
         if not isinstance(spec, RawFormatSpec):
             raise TypeError(f"spec must be a RawFormatSpec, got {type(spec).__name__}")
         self.spec = spec
@@ -263,6 +277,9 @@ class RawFormatter(Formatter):
         names, rest = self._split(pa_table)
         raw = {c: self._convert(c, pa_table.column(c))[0] for c in names}
         formatted = dict(self._rest.format_row(rest)) if rest.num_columns else {}
+        if self.spec.output == "numpy":
+            # Numbers and strings as Python values, as a plain datasets row has them.
+            formatted = {k: _python_scalar(v) for k, v in formatted.items()}
         return self._merge(pa_table, formatted, raw)
 
     def format_column(self, pa_table: pa.Table) -> Any:
@@ -270,6 +287,13 @@ class RawFormatter(Formatter):
         if name in self._arrays:
             return self._convert(name, pa_table.column(0))
         return self._rest.format_column(pa_table)
+
+
+def _python_scalar(value: Any) -> Any:
+    """A numpy scalar (or 0-d array) as the Python value; anything else as it is."""
+    if isinstance(value, np.generic) or (isinstance(value, np.ndarray) and value.ndim == 0):
+        return value.item()
+    return value
 
 
 _register_formatter(RawFormatter, RAW_FORMAT_TYPE)
@@ -306,6 +330,9 @@ def raw_format(
         return datasets.DatasetDict({k: raw_format(v, columns, output, copy) for k, v in ds.items()})
     if not isinstance(ds, datasets.Dataset):
         raise TypeError(f"ds must be a datasets.Dataset or DatasetDict, got {type(ds).__name__}")
+    if spec == RawFormatSpec(output="numpy"):
+        # The default format, set without kwargs so that ds.to_iterable_dataset() keeps it.
+        return ds.with_format(RAW_FORMAT_TYPE)
     return ds.with_format(RAW_FORMAT_TYPE, spec=spec)
 
 

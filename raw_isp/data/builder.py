@@ -124,8 +124,9 @@ def build_and_load(
     verification_mode: Any = None,
     num_proc: int | None = None,
     output: str | None = "numpy",
+    streaming: bool = False,
     **builder_kwargs: Any,
-) -> datasets.Dataset | datasets.DatasetDict:
+) -> datasets.Dataset | datasets.DatasetDict | datasets.IterableDataset | datasets.IterableDatasetDict:
     """Instantiate a builder, prepare it (generate or reuse the cache) and return the split(s).
 
     The conventions of ``datasets.load_dataset``: ``split=None`` returns a ``DatasetDict``, a
@@ -135,10 +136,21 @@ def build_and_load(
 
     Errors of the data source raised while generating examples reach the caller as themselves
     (``SourceError``, ``RawFileError``) rather than wrapped in ``DatasetGenerationError``.
+
+    ``streaming=True``: nothing is prepared or cached; the builder's ``as_streaming_dataset``
+    returns an ``IterableDataset`` (``IterableDatasetDict`` for ``split=None``) whose rows are
+    generated as they are read, in the prepared dataset's order, with the same values: frames as
+    ``np.uint16`` arrays, numbers and strings as Python values (``output`` "numpy" or None;
+    "torch" is refused: convert each frame with ``torch.from_numpy``).
     """
     from datasets.exceptions import DatasetGenerationError
 
     builder = builder_cls(config_name=name, cache_dir=cache_dir, **builder_kwargs)
+    if streaming:
+        if output not in ("numpy", None):
+            raise ValueError(f"output={output!r} with streaming=True: streamed rows hold np.uint16 frames (output "
+                             "'numpy' or None); convert a frame with torch.from_numpy, or load without streaming")
+        return builder.as_streaming_dataset(split=split)
     if num_proc is None:
         num_proc = builder.default_num_proc() if hasattr(builder, "default_num_proc") else None
     try:
@@ -553,7 +565,8 @@ class RawDatasetBuilder(datasets.GeneratorBasedBuilder):
     @classmethod
     def load(cls, name: str, split: str | None = None, *, cache_dir: str | None = None, download_mode: Any = None,
              num_proc: int | None = None, output: str | None = "numpy", download_timeout: float | None = None,
-             extract_limits: ExtractLimits | None = None, **options: Any) -> datasets.Dataset | datasets.DatasetDict:
+             extract_limits: ExtractLimits | None = None, streaming: bool = False,
+             **options: Any) -> datasets.Dataset | datasets.DatasetDict:
         """Prepare and load configuration ``name``: the body of the packages' ``load_dataset``, with
         the conventions of ``datasets.load_dataset``.
 
@@ -569,6 +582,9 @@ class RawDatasetBuilder(datasets.GeneratorBasedBuilder):
             download_timeout: seconds without data before a download fails (default
                 ``$RAW_ISP_DOWNLOAD_TIMEOUT`` or 60).
             extract_limits: :class:`raw_isp.data.archive.ExtractLimits` for the zip archives.
+            streaming: True returns an ``IterableDataset`` (``IterableDatasetDict``) generated
+                as it is read, nothing cached; the rows equal the prepared ones, frames uint16
+                (see :func:`build_and_load`).
             **options: configuration fields. Every raw dataset takes ``source`` ("synthetic",
                 the default; "local", which needs ``data_dir``, a folder or .zip of the real
                 data; or "zenodo"), ``intensity`` (a ratio of ``INTENSITIES``: with an
@@ -597,7 +613,7 @@ class RawDatasetBuilder(datasets.GeneratorBasedBuilder):
         if unknown:
             raise TypeError(f"{cls.__module__.split('.')[0]}.load_dataset() got unexpected keyword argument(s) "
                             f"{unknown}; it takes {sorted(allowed)} and cache_dir, download_mode, num_proc, output, "
-                            "download_timeout, extract_limits")
+                            "download_timeout, extract_limits, streaming")
         configs = {c.name: c for c in cls.BUILDER_CONFIGS}
         if name not in configs:
             raise ValueError(f"unknown {cls.TITLE} config {name!r}; choose one of {list(configs)}")
@@ -616,4 +632,4 @@ class RawDatasetBuilder(datasets.GeneratorBasedBuilder):
         if extract_limits is not None:
             kwargs["extract_limits"] = extract_limits
         return build_and_load(cls, name, split, cache_dir=cache_dir, download_mode=download_mode,
-                              num_proc=num_proc, output=output, **kwargs)
+                              num_proc=num_proc, output=output, streaming=bool(streaming), **kwargs)
