@@ -3,6 +3,7 @@ those families as --model_name_or_path, and the exposure setting saved with a tr
 replayed by load_raw_model and the saved processor."""
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -187,3 +188,53 @@ def test_the_training_script_refuses_such_an_image_size(tmp_path, capsys):
                                          "--image_size", "63", "--max_train_steps", "1"]) == 2
     assert "--image_size 63: not a multiple of the patch size 32" in capsys.readouterr().err
     assert not (tmp_path / "out" / "all_results.json").exists()
+
+
+@pytest.fixture(scope="module")
+def saved_folder(tmp_path_factory):
+    from raw_isp.training.loop import build_model
+
+    out = tmp_path_factory.mktemp("saved") / "model"
+    args = parse_training_args("classification", ["--output_dir", str(out), "--model_name_or_path", "vit-micro",
+                                                  "--image_size", "64", "--isp", "parametrized:bi_s_ga"])
+    save_raw_model(build_model(args, ["a", "b"]), out, args.isp, args.camera_name, task="classification")
+    return out
+
+
+def _copy(folder, tmp_path):
+    import shutil
+
+    return Path(shutil.copytree(folder, tmp_path / "copy"))
+
+
+@pytest.mark.parametrize("name, damage, problem", [
+    ("model.safetensors", lambda p: p.write_bytes(p.read_bytes()[: len(p.read_bytes()) // 2]),
+     "model.safetensors: the task model's weights cannot be loaded, the file is truncated, empty"),
+    ("model.safetensors", lambda p: p.write_bytes(b""), "model.safetensors: the task model's weights cannot be loaded"),
+    ("isp.safetensors", lambda p: p.write_bytes(b""), "isp.safetensors: the ISP's weights cannot be read"),
+    ("config.json", lambda p: p.write_text('{"model_type": "vit", '), "config.json: not a readable model config"),
+    ("isp_config.json", lambda p: p.write_text(p.read_text().replace('"isp": "parametrized:bi_s_ga"',
+                                                                    '"isp": {"kind": "parametrized"}')),
+     "isp_config.json: 'isp' is dict {'kind': 'parametrized'}, expected str (a newer format of isp_config.json?"),
+    ("isp_config.json", lambda p: p.write_text("[1, 2]"), "isp_config.json: expected a JSON object, got list"),
+    ("isp_config.json", lambda p: p.write_text("{"), "isp_config.json: not readable as JSON"),
+])
+def test_a_damaged_or_newer_file_in_a_trained_folder_is_named(saved_folder, tmp_path, name, damage, problem):
+    # issue 18: SafetensorError, TypeError or a bare JSONDecodeError that named no file
+    folder = _copy(saved_folder, tmp_path)
+    assert (folder / name).is_file()
+    damage(folder / name)
+    with pytest.raises(ValueError) as err:
+        load_raw_model(folder)
+    assert str(err.value).startswith(str(folder / name) + ":") and problem in str(err.value), str(err.value)
+
+
+def test_unknown_keys_in_isp_config_warn_like_the_processor(saved_folder, tmp_path):
+    # issue 18: an isp_config.json with an unknown key loaded without a word
+    folder = _copy(saved_folder, tmp_path)
+    info = json.loads((folder / "isp_config.json").read_text())
+    (folder / "isp_config.json").write_text(json.dumps({**info, "future_option": 1}))
+    with pytest.warns(UserWarning, match=r"isp_config.json: ignoring keys that this version of raw_isp does not know: "
+                                         r"\['future_option'\]"):
+        model, loaded = load_raw_model(folder)
+    assert "future_option" not in loaded and loaded["isp"] == "parametrized:bi_s_ga"

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import json
 import os
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -470,6 +471,54 @@ def save_raw_model(model: RawISPModel, output_dir: str | os.PathLike, isp_spec: 
     return written
 
 
+#: The keys :func:`save_raw_model` writes into ``isp_config.json`` and the type of each value.
+ISP_INFO_KEYS: dict[str, tuple[type, ...]] = {
+    "task": (str, type(None)), "isp": (str,), "camera": (str, dict), "pattern": (str, type(None)),
+    "exposure": (str, int, float, type(None)), "processor": (dict,), "learned_options": (dict, type(None)),
+}
+
+
+def _first_line(err: BaseException) -> str:
+    text = str(err).strip()
+    return f"{type(err).__name__}: {text.splitlines()[0]}" if text else type(err).__name__
+
+
+def read_isp_info(info_file: str | os.PathLike) -> dict[str, Any]:
+    """The content of an ``isp_config.json``, checked: JSON, an object, ``isp`` and ``processor``
+    present, each known key of the type :func:`save_raw_model` writes (a dict where a string was
+    is a newer format: an error naming the file and key). Keys this version does not know are
+    left out with a ``UserWarning``, as the processor does with its own settings.
+
+    Raises:
+        ValueError: the file is not one this version can read; the message names it.
+    """
+    info_file = Path(info_file)
+    try:
+        info = json.loads(info_file.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as err:
+        raise ValueError(f"{info_file}: not readable as JSON ({_first_line(err)})") from None
+    if not isinstance(info, dict):
+        raise ValueError(f"{info_file}: expected a JSON object, got {type(info).__name__}")
+    for key in ("isp", "processor"):
+        if key not in info:
+            raise ValueError(f"{info_file}: no {key!r}; not an ISP description written by the training scripts")
+    for key, types in ISP_INFO_KEYS.items():
+        if key in info and (not isinstance(info[key], types) or isinstance(info[key], bool)):
+            names = " or ".join("null" if t is type(None) else t.__name__ for t in types)
+            raise ValueError(f"{info_file}: {key!r} is {type(info[key]).__name__} {info[key]!r:.80}, expected {names} "
+                             "(a newer format of isp_config.json? this version of raw_isp cannot read it)")
+    unknown = sorted(set(info) - set(ISP_INFO_KEYS))
+    if unknown:
+        warnings.warn(f"{info_file}: ignoring keys that this version of raw_isp does not know: {unknown} (probably "
+                      "written by a newer version); the model is loaded from the others", UserWarning, stacklevel=3)
+        info = {k: v for k, v in info.items() if k in ISP_INFO_KEYS}
+    try:
+        parse_isp(info["isp"])
+    except ValueError as err:
+        raise ValueError(f"{info_file}: unreadable ISP description ({err})") from None
+    return info
+
+
 def load_raw_model(path: str | os.PathLike, device: str | torch.device = "cpu") -> tuple[RawISPModel, dict[str, Any]]:
     """Reload a folder written by :func:`save_raw_model` (any ISP kind) as a :class:`RawISPModel`
     in eval mode on ``device``; also returns the ``isp_config.json`` content, with ``"task"``
@@ -484,32 +533,45 @@ def load_raw_model(path: str | os.PathLike, device: str | torch.device = "cpu") 
     info_file = folder / ISP_CONFIG_NAME
     if not info_file.is_file():
         raise FileNotFoundError(f"{folder}: no {ISP_CONFIG_NAME}; not a folder written by the training scripts")
+    info = read_isp_info(info_file)
+    spec = parse_isp(info["isp"])
+    config_file = folder / "config.json"
     try:
-        info = json.loads(info_file.read_text())
-        spec = parse_isp(info["isp"])
-    except (ValueError, KeyError) as err:
-        raise ValueError(f"{info_file}: unreadable ISP description ({err})") from None
-    config = AutoConfig.from_pretrained(folder)
+        config = AutoConfig.from_pretrained(folder)
+    except Exception as err:  # OSError, JSONDecodeError, ValueError, KeyError: transformers says it many ways
+        raise ValueError(f"{config_file}: not a readable model config ({_first_line(err)})") from None
     try:
         task = get_task(info["task"]).name if info.get("task") is not None else guess_task(config)
     except ValueError as err:
         raise ValueError(f"{info_file}: {err}") from None
     info["task"] = task
-    task_model = get_task(task).auto_model_class().from_pretrained(folder)
-    camera = CameraPreset.parse(info["camera"])
     try:
+        task_model = get_task(task).auto_model_class().from_pretrained(folder)
+    except Exception as err:  # safetensors' SafetensorError, OSError, RuntimeError (shapes), ...
+        weights = sorted(p.name for p in folder.glob("model*.safetensors")) or ["model.safetensors"]
+        raise ValueError(f"{folder / weights[0]}: the task model's weights cannot be loaded, the file is truncated, "
+                         f"empty or not from this config ({_first_line(err)})") from None
+    try:
+        camera = CameraPreset.parse(info["camera"])
         isp = build_isp(spec, camera=camera, pattern=info.get("pattern") or "RGGB",
                         learned_options=info.get("learned_options"), exposure=info.get("exposure"))
-    except ValueError as err:
-        raise ValueError(f"{info_file}: {err}") from None
+    except (ValueError, TypeError, KeyError, AttributeError) as err:
+        raise ValueError(f"{info_file}: {_first_line(err)}") from None
     weights = folder / ISP_WEIGHTS_NAME
     if weights.is_file():
-        state = load_file(str(weights))
+        try:
+            state = load_file(str(weights))
+        except Exception as err:  # SafetensorError
+            raise ValueError(f"{weights}: the ISP's weights cannot be read, the file is truncated or empty "
+                             f"({_first_line(err)})") from None
         missing, unexpected = isp.load_state_dict(state, strict=False)
         if unexpected or [m for m in missing if m in dict(isp.named_parameters())]:
             raise ValueError(f"{weights}: does not fit the {spec} ISP (missing {missing}, unexpected {unexpected})")
     proc_settings = {k: v for k, v in info["processor"].items() if k != "image_processor_type"}
-    processor = RawISPImageProcessor(**proc_settings)
+    try:
+        processor = RawISPImageProcessor(**proc_settings)
+    except (ValueError, TypeError) as err:
+        raise ValueError(f"{info_file}: 'processor': {_first_line(err)}") from None
     model = RawISPModel(isp, task_model, processor).to(device).eval()
     return model, info
 
