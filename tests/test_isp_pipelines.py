@@ -203,3 +203,22 @@ def test_black_level_is_applied_per_input_site(variant, pattern):
     cfg = ISPConfig.from_variant(variant, pattern=pattern)
     for isp in (StaticISP(cfg, camera=camera, dtype=torch.float64), ParametrizedISP(cfg, camera=camera, dtype=torch.float64)):
         torch.testing.assert_close(isp(raw), torch.full((1, 3, 24, 28), 0.3 ** (1 / 2.2), dtype=torch.float64), atol=1e-12, rtol=0)
+
+
+def test_a_frame_too_small_for_the_filters_is_named():
+    # issue 18: a 2x2 frame into the processor gave "RuntimeError: narrow(): length must be non-negative"
+    import raw_isp
+    from raw_isp.isp.filters import correlate_valid
+    from raw_isp.isp.static import MIN_FRAME_SIDE
+
+    processor = raw_isp.RawISPImageProcessor()
+    with pytest.raises(ValueError, match=r"raw frame 2x2: smaller than the 8x8 pixels the ISP's filters need"):
+        processor(np.full((2, 2), 1000, np.uint16))
+    with pytest.raises(ValueError, match=r"raw frame 6x64: smaller than the 8x8"):
+        StaticISP("bi_u_me")(torch.full((1, 6, 64), 0.3))
+    with pytest.raises(ValueError, match=r"frame too small for a 5-tap filter: 2 pixels along axis -1"):
+        correlate_valid(torch.zeros(1, 8, 2), [1.0] * 5, -1)
+    frame = torch.full((1, MIN_FRAME_SIDE, MIN_FRAME_SIDE), 0.3)
+    for variant in ISP_VARIANTS:  # the smallest frame works for every variant
+        out = StaticISP(variant, camera=CAMERAS["microscopy"])(frame)
+        assert out.shape == (1, 3, MIN_FRAME_SIDE, MIN_FRAME_SIDE) and torch.isfinite(out).all()

@@ -165,6 +165,9 @@ def correlate_valid(x: torch.Tensor, taps, axis: int) -> torch.Tensor:
     """
     k = len(taps)
     n = x.shape[axis] - k + 1
+    if n < 1:
+        raise ValueError(f"frame too small for a {k}-tap filter: {x.shape[axis]} pixels along axis {axis} "
+                         f"(shape {tuple(x.shape)}); it needs at least {k}")
     acc = None
     for i, w in enumerate(taps):
         view = x.narrow(axis, i, n)

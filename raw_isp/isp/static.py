@@ -49,7 +49,19 @@ from .filters import (
     unsharp_mask_valid,
 )
 
-__all__ = ["StaticISP", "run_stages", "luma_filter", "config_sharpen_fn", "config_denoise_fn", "as_raw_tensor", "STAGE_NAMES"]
+__all__ = ["StaticISP", "run_stages", "luma_filter", "config_sharpen_fn", "config_denoise_fn", "as_raw_tensor", "STAGE_NAMES",
+           "MIN_FRAME_SIDE", "check_frame_side"]
+
+#: Smallest frame side (pixels) every ISP variant develops: demosaicing, denoising and
+#: sharpening each look a few pixels around a pixel (the unsharp-mask median variants need 8).
+MIN_FRAME_SIDE = 8
+
+
+def check_frame_side(h: int, w: int) -> None:
+    """Raise ``ValueError`` for a raw frame smaller than :data:`MIN_FRAME_SIDE` on a side."""
+    if h < MIN_FRAME_SIDE or w < MIN_FRAME_SIDE:
+        raise ValueError(f"raw frame {h}x{w}: smaller than the {MIN_FRAME_SIDE}x{MIN_FRAME_SIDE} pixels the ISP's "
+                         "filters need (demosaicing, denoising and sharpening look several pixels around each pixel)")
 
 #: Names of the intermediate results returned by ``run_stages(..., return_stages=True)``.
 STAGE_NAMES = ("black_level", "exposure", "demosaic", "white_balance", "color_correction", "sharpening", "denoising", "output")
@@ -313,6 +325,7 @@ class StaticISP(torch.nn.Module):
     def forward(self, raw, *, intensity=None, gain=None) -> torch.Tensor:
         x, single = as_raw_tensor(raw, device=self.device, dtype=self.dtype)
         b, h, w = x.shape
+        check_frame_side(h, w)
         if gain is None:
             gain = exposure_gain(x, self._positional_black_level(), self.config, intensity)
         else:
