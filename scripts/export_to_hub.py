@@ -9,7 +9,9 @@ The folder (``README.md`` + ``data/<config>/<split>-NNNNN-of-NNNNN.parquet``) lo
 ``datasets.load_dataset(<folder or repo id>, <config>)``, no project code needed; see
 :mod:`raw_isp.data.export`, which holds the logic. It is written beside ``--output_dir`` and moved
 into place at the end; a non-empty ``--output_dir`` is refused unless ``--overwrite``.
-``--push_to_hub REPO_ID`` uploads it; with ``--dry_run`` the files and sizes are only listed.
+``--push_to_hub REPO_ID`` uploads it, adding its configurations to those already in the repository
+(their files and card entries are kept; ``--replace`` makes the repository hold exactly this
+export); with ``--dry_run`` the files and sizes are only listed.
 """
 
 from __future__ import annotations
@@ -79,6 +81,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help="upload the folder to this dataset repository")
     hub.add_argument("--dry_run", "--dry-run", action="store_true",
                      help="list what would be uploaded (files and sizes); no network")
+    hub.add_argument("--replace", action="store_true",
+                     help="make the repository hold exactly this export: delete the remote files of configurations "
+                          "it does not hold and use its card as is (default: add to the configurations already there)")
     hub.add_argument("--private", action="store_true", help="create the repository as private")
     hub.add_argument("--revision", default=None, help="branch to upload to")
     hub.add_argument("--token", default=None, help="Hub token (default: the cached login / HF_TOKEN)")
@@ -126,12 +131,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.push_to_hub and args.dry_run:
         print(f"dry run: would create (if needed) the dataset repository {args.push_to_hub!r}"
               f"{' (private)' if args.private else ''} and upload {len(files)} files, {human(total)}"
-              f"{f' to branch {args.revision!r}' if args.revision else ''}; remote files under data/ that are not "
-              "listed would be deleted:")
+              f"{f' to branch {args.revision!r}' if args.revision else ''}; "
+              + ("remote files under data/ that are not listed would be deleted (--replace):" if args.replace else
+                 "remote files of the exported configurations that are not listed would be deleted, other "
+                 "configurations and their card entries kept (--replace would delete them):"))
         _listing(files)
     elif args.push_to_hub:
         push(args.output_dir, args.push_to_hub, private=args.private, revision=args.revision, token=args.token,
-             commit_message=args.commit_message)
+             commit_message=args.commit_message, replace=args.replace)
         print(f"uploaded {len(files)} files ({human(total)}) to https://huggingface.co/datasets/{args.push_to_hub}")
     elif args.dry_run:
         print("dry run: nothing to upload without --push_to_hub; files written:")

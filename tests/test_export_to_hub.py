@@ -29,7 +29,7 @@ PROJECT_PACKAGES = ("raw_isp", "raw_microscopy", "raw_drone")
 # Small but real: every split non-empty, all intensities in the raw configs.
 MICRO_KWARGS = {"num_examples": 20}
 # 6 small frames (2x3 tiles each) instead of 12 of 2560x3840: seconds instead of a minute.
-DRONE_KWARGS = {"num_tiles": 12, "num_scenes": 6, "frame_height": 512, "frame_width": 768}
+DRONE_KWARGS = {"num_examples": 12, "num_scenes": 6, "frame_height": 512, "frame_width": 768}
 
 # --------------------------------------------------------------------------- digests
 
@@ -324,6 +324,9 @@ def test_dry_run_push_lists_files_without_network(tmp_path, shared_cache, capsys
     assert "someone/raw-microscopy-tiny" in printed and "dry run" in printed
     files = X.list_files(target)
     assert any(rel == "README.md" for rel, _ in files)
+    # The card's plain-datasets example names the configuration this export holds (not the template's "raw").
+    text = (target / "README.md").read_text()
+    assert 'datasets.load_dataset("path/or/hub-id", "raw-100")' in text and '"path/or/hub-id", "raw")' not in text
     assert any(rel.endswith(".parquet") for rel, _ in files)
     for rel, size in files:
         assert f"{size:>14,d}  {rel}" in printed
@@ -342,8 +345,11 @@ def test_push_calls_huggingface_hub_with_the_folder(micro_export, monkeypatch):
         def create_repo(self, repo_id, **kwargs):
             calls.append(("create_repo", repo_id, kwargs))
 
-        def upload_folder(self, **kwargs):
-            calls.append(("upload_folder", kwargs))
+        def list_repo_files(self, repo_id, **kwargs):
+            return []  # a new repository
+
+        def create_commit(self, repo_id, operations, **kwargs):
+            calls.append(("create_commit", repo_id, list(operations), kwargs))
 
     monkeypatch.setattr(huggingface_hub, "HfApi", FakeApi)
     files = X.push(out, "someone/raw-microscopy", private=True, revision=None, token="t", commit_message=None)
@@ -351,9 +357,9 @@ def test_push_calls_huggingface_hub_with_the_folder(micro_export, monkeypatch):
     assert calls[0] == ("init", "t")
     assert calls[1][:2] == ("create_repo", "someone/raw-microscopy")
     assert calls[1][2]["repo_type"] == "dataset" and calls[1][2]["private"] is True
-    upload = calls[2][1]
-    assert upload["folder_path"] == str(out) and upload["repo_type"] == "dataset"
-    assert upload["repo_id"] == "someone/raw-microscopy"
+    _, repo_id, operations, kwargs = calls[2]
+    assert repo_id == "someone/raw-microscopy" and kwargs["repo_type"] == "dataset"
+    assert sorted(op.path_in_repo for op in operations) == sorted(rel for rel, _ in files)
 
 
 # --------------------------------------------------------------------------- helpers

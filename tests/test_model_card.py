@@ -57,8 +57,9 @@ def test_card_metadata_carries_the_results_of_all_results_json(tmp_path, task):
     data = card.data
     assert data.library_name == "transformers"
     assert data.pipeline_tag == {"classification": "image-classification", "segmentation": "image-segmentation"}[task]
-    assert data.license == "apache-2.0"  # synthetic data; the real recordings would make it cc-by-4.0
-    assert data.datasets == [args.dataset]
+    assert data.license == "cc-by-4.0"  # the data's licence, synthetic stand-ins and real recordings alike
+    assert data.datasets is None  # no Hub dataset id: the package and config are named in the text
+    assert f"config `{args.config_name}` of the `{args.dataset}` package" in card.text
     assert {"raw-images", "isp", "synthetic-data"} <= set(data.tags)
     assert data.base_model is None  # a preset with random weights, not a Hub model
 
@@ -96,7 +97,7 @@ def test_card_examples_run_against_the_folder(tmp_path, task, monkeypatch, capsy
     raw = (np.random.default_rng(2).random((256, 256)) * 30000 + 2000).astype(np.uint16)
     work = tmp_path / "work"
     work.mkdir()
-    raw_isp.write_raw(work / "frame.tiff", raw)
+    raw_isp.write_raw(work / "frame.tiff", raw, intensity=1.0)  # the exposure travels in the file
     monkeypatch.chdir(work)
     with torch.no_grad():
         logits = model.eval()(torch.from_numpy(raw)[None], intensity=torch.tensor([1.0])).logits

@@ -44,6 +44,7 @@ __all__ = [
     "dataset_names",
     "default_configs",
     "available_configs",
+    "merge_cards",
     "resolve_configs",
     "write_split",
     "export_config",
@@ -65,6 +66,8 @@ logger = logging.getLogger(__name__)
 
 _SOURCE_BLOCK = re.compile(r"(<!-- export:source:start -->\n).*?(<!-- export:source:end -->)", re.S)
 _SPLITS_BLOCK = re.compile(r"(<!-- export:splits:start -->\n).*?(<!-- export:splits:end -->)", re.S)
+#: The card's loading example with plain datasets: ``datasets.load_dataset("path/or/hub-id", "<config>")``.
+_EXPORT_EXAMPLE = re.compile(r'(datasets\.load_dataset\("path/or/hub-id", )"[^"]*"\)')
 _SIZE_UNITS = {"B": 1, "KB": 10**3, "MB": 10**6, "GB": 10**9, "TB": 10**12,
                "KIB": 2**10, "MIB": 2**20, "GIB": 2**30, "TIB": 2**40}
 
@@ -355,6 +358,9 @@ def render_card(template: str, dataset: str, configs: Sequence[ConfigExport], bu
     text, n_tab = _SPLITS_BLOCK.subn(
         lambda m: m.group(1) + "Row counts of the configurations in this repository:\n\n" + splits_table(configs)
         + "\n" + m.group(2), text)
+    # The plain-datasets loading example names a configuration this repository holds.
+    if default_config is not None:
+        text = _EXPORT_EXAMPLE.sub(lambda m: f'{m.group(1)}"{default_config}")', text)
     if n_src != 1 or n_tab != 1:
         raise RuntimeError(f"the {dataset} card template must hold one export:source and one export:splits block "
                            f"(found {n_src} and {n_tab})")
@@ -443,18 +449,80 @@ def verify_folder(folder: Path, originals: dict[str, Any], cache_dir: str | None
 # --------------------------------------------------------------------------- upload
 
 
-def push(folder: Path, repo_id: str, *, private: bool = False, revision: str | None = None,
-         token: str | None = None, commit_message: str | None = None) -> list[tuple[str, int]]:
-    """Upload ``folder`` to the dataset repository ``repo_id`` (created if needed); remote files
-    under ``data/`` that the folder does not hold are deleted. Returns the files sent (:func:`list_files`)."""
-    from huggingface_hub import HfApi
+def _config_name(entry: Any) -> str | None:
+    return entry.get("config_name", "default") if isinstance(entry, dict) else None
 
+
+def merge_cards(local: str, remote: str) -> str:
+    """The local card with the ``configs`` and ``dataset_info`` entries of ``remote``'s other
+    configurations added (those the local export does not hold), so that pushing an export of some
+    configurations keeps the others loadable. One ``default`` config: the local one if it has one."""
+    from huggingface_hub import DatasetCard
+
+    card, theirs = DatasetCard(local), DatasetCard(remote)
+    mine = {_config_name(e) for e in (card.data.get("configs") or [])}
+    kept = [dict(e) for e in (theirs.data.get("configs") or []) if _config_name(e) not in mine]
+    if not kept:
+        return local
+    has_default = any(isinstance(e, dict) and e.get("default") for e in (card.data.get("configs") or []))
+    for entry in kept:
+        if has_default:
+            entry.pop("default", None)
+    card.data["configs"] = [*(card.data.get("configs") or []), *kept]
+    info = lambda data: [data] if isinstance(data, dict) else list(data or [])  # noqa: E731
+    kept_names = {_config_name(e) for e in kept}
+    card.data["dataset_info"] = [*info(card.data.get("dataset_info")),
+                                 *(e for e in info(theirs.data.get("dataset_info")) if _config_name(e) in kept_names)]
+    return str(card)
+
+
+def _remote_card(api: Any, repo_id: str, revision: str | None) -> str | None:
+    """The README.md of the remote dataset repository, or None when there is none yet."""
+    from huggingface_hub.errors import EntryNotFoundError, RepositoryNotFoundError, RevisionNotFoundError
+
+    try:
+        path = api.hf_hub_download(repo_id, "README.md", repo_type="dataset", revision=revision)
+    except (EntryNotFoundError, RepositoryNotFoundError, RevisionNotFoundError):
+        return None
+    return Path(path).read_text(encoding="utf-8")
+
+
+def push(folder: Path, repo_id: str, *, private: bool = False, revision: str | None = None,
+         token: str | None = None, commit_message: str | None = None,
+         replace: bool = False) -> list[tuple[str, int]]:
+    """Upload ``folder`` to the dataset repository ``repo_id`` (created if needed), in one commit.
+
+    By default the upload adds configurations: remote files of the configurations in ``folder``
+    that it does not hold (stale shards of an earlier export) are deleted, the other
+    configurations' files are kept, and the card's ``configs`` / ``dataset_info`` keep their
+    entries (:func:`merge_cards`). ``replace=True`` (``--replace``) makes the repository hold
+    exactly this export: every remote file under ``data/`` that the folder does not hold is
+    deleted and the card is the folder's. Returns the files sent (:func:`list_files`).
+    """
+    from huggingface_hub import CommitOperationAdd, CommitOperationDelete, HfApi
+
+    folder = Path(folder)
     files = list_files(folder)
     api = HfApi(token=token)
     api.create_repo(repo_id, repo_type="dataset", private=private, exist_ok=True)
-    api.upload_folder(repo_id=repo_id, folder_path=str(folder), repo_type="dataset", revision=revision,
-                      commit_message=commit_message or f"Export {len(files)} files with scripts/export_to_hub.py",
-                      ignore_patterns=[".git/*", ".git"], delete_patterns=["data/*"])
+    ours = {rel for rel, _ in files}
+    configs = {rel.split("/")[1] for rel in ours if rel.startswith("data/") and rel.count("/") >= 2}
+    remote = api.list_repo_files(repo_id, repo_type="dataset", revision=revision)
+    stale = [rel for rel in remote if rel.startswith("data/") and rel not in ours
+             and (replace or (rel.count("/") >= 2 and rel.split("/")[1] in configs))]
+    card = (folder / "README.md").read_text(encoding="utf-8") if "README.md" in ours else None
+    if card is not None and not replace and "README.md" in remote:
+        theirs = _remote_card(api, repo_id, revision)
+        if theirs is not None:
+            card = merge_cards(card, theirs)
+    operations: list[Any] = [CommitOperationDelete(path_in_repo=rel) for rel in stale]
+    for rel in sorted(ours):
+        if rel == "README.md":
+            operations.append(CommitOperationAdd(path_in_repo=rel, path_or_fileobj=card.encode("utf-8")))
+        else:
+            operations.append(CommitOperationAdd(path_in_repo=rel, path_or_fileobj=str(folder / rel)))
+    api.create_commit(repo_id, operations, repo_type="dataset", revision=revision,
+                      commit_message=commit_message or f"Export {len(files)} files with scripts/export_to_hub.py")
     return files
 
 
