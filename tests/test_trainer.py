@@ -34,7 +34,7 @@ def cells(cache):
 
 @pytest.fixture(scope="module")
 def tiles(cache):
-    splits = raw_drone.load_dataset("segmentation", num_scenes=10, frame_height=512, frame_width=512, num_tiles=16,
+    splits = raw_drone.load_dataset("segmentation", num_scenes=10, frame_height=512, frame_width=512, num_examples=16,
                                     cache_dir=cache)
     return {"train": splits["train"].select(range(8)), "validation": splits["validation"].select(range(6))}
 
