@@ -16,9 +16,10 @@ training scripts passes through (``--model_name_or_path``, ``--data_dir``, ``--n
     python scripts/drift_optimization.py --data_dir /data/raw-microscopy --full
 
 The default per-run budget is small (``raw_isp.drift.optimization.QUICK_DEFAULTS``;
-classification: the first 192 training images, 4 epochs of batch 16 = 48 steps, 64 validation
-images) so that the default command finishes in a few minutes on 2 CPU cores; ``--full`` trains
-with the training scripts' own defaults instead, and any training option given on the command
+classification: the first 192 training images, 4 epochs of batch 16 = 48 steps; validation and
+test splits whole) so that the default command finishes in a few minutes on 2 CPU cores: a smoke
+test, too short for the static baseline to converge. ``--full`` trains with the training
+scripts' own defaults instead (the budget to judge the ISPs at), and any training option given on the command
 line overrides either. Writes ``drift_optimization.csv`` (isp, intensity, seed, step, metric,
 value), ``drift_optimization.json``, ``drift_optimization.md`` (final and best validation metric
 per run; per ISP and intensity the mean, sd and min-max over seeds, the test metric's 95 %

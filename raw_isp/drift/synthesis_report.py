@@ -121,6 +121,10 @@ def build_report(rows: list[dict[str, Any]], samples: dict[tuple, np.ndarray], m
     drops: dict[str, dict[str, CellValues]] = {}
     models = {label: _model_summary(label, cells, table, metric, train_intensities[label], train_variant[label],
                                     drops, level) for label in labels}
+    for label in labels:
+        if models[label] and fns.get(metric) is not None:
+            _add_baseline(models[label], label, seeds_of[label][0], train_intensities[label], cells, samples,
+                          fns[metric], indices, label_names, metric, level)
     summary = dict(models[labels[0]]) if labels else {}
     if summary:
         summary["models"] = models
@@ -129,6 +133,30 @@ def build_report(rows: list[dict[str, Any]], samples: dict[tuple, np.ndarray], m
     text = summary_text(summary, meta["test_images_per_intensity"], meta["seconds"], meta["evaluated_views"],
                         n_boot=n_boot) if summary else "drift synthesis: no grid evaluated"
     return {"rows": rows, "cells": table, "summary": summary, "text": text}
+
+
+def _add_baseline(out: dict[str, Any], label: str, seed: Any, train_intensity: float, cells: dict,
+                  samples: dict[tuple, np.ndarray], fn, indices, label_names: list[str], metric: str,
+                  level: float) -> None:
+    """``out["baseline"]``: the trivial baseline on the same test images (every image or pixel
+    given the most frequent class of these test images: the best constant prediction for
+    accuracy; all background for Raw-Drone masks) with its interval, and the paired difference
+    of the model's own view from it (``within_noise``: its 95 % interval reaches 0, i.e. the
+    model is not distinguishable from predicting one class)."""
+    clean = cells.get((label, "model", train_intensity, "", "", metric))
+    cm = samples.get((label, seed, "model", train_intensity, "", ""))
+    if clean is None or cm is None:
+        return
+    truth = cm.sum(axis=2)  # (n, K): each image's reference counts per class
+    c = int(np.argmax(truth.sum(axis=0)))
+    base = np.zeros_like(cm)
+    base[:, :, c] = truth
+    cell = cell_values([base], fn, indices)
+    diff = difference(clean, cell, False, level)
+    out["baseline"] = {"class": label_names[c] if c < len(label_names) else str(c), **describe(cell, level),
+                       "own_minus_baseline": diff,
+                       "within_noise": not bool(diff["diff_excludes_zero"]) if diff["diff_ci_low"] is not None
+                       else bool(diff["diff"] <= 0)}
 
 
 def _metric(task: str, metric: str, label_names: list[str]):
@@ -278,6 +306,7 @@ def summary_text(summary: dict[str, Any], n_images: int, seconds: float, n_evals
         + (f"; 95% intervals: percentile bootstrap over the test images, {n_boot} resamples" if n_boot else ""),
         f"  own view (training ISP, intensity {ti:g}): {summary['clean']:.4f}"
         + _seeds(summary.get("clean_stats")) + _ci(summary.get("clean_stats")),
+        *_baseline_lines(summary.get("baseline"), m),
         f"  best : {best['value']:.4f} ({best['variant']} at intensity {best['intensity']})",
         f"  worst: {worst['value']:.4f} ({worst['variant']} at intensity {worst['intensity']})",
         f"  spread over variants x intensities: {summary['spread']:.4f}; mean {summary['mean']:.4f}",
@@ -325,6 +354,19 @@ def summary_text(summary: dict[str, Any], n_images: int, seconds: float, n_evals
                 lines.append(f"    {name.replace('_', ' ')}: {d['diff']:+.4f}" + _ci(d, "diff_ci_low", "diff_ci_high")
                              + _verdict(d))
     return "\n".join(lines)
+
+
+def _baseline_lines(b: dict[str, Any] | None, metric: str) -> list[str]:
+    if not b:
+        return []
+    d = b["own_minus_baseline"]
+    lines = [f"  trivial baseline (every {'pixel' if b['class'] == 'background' else 'image'} {b['class']}, the most "
+             f"frequent class of these test images): {b['mean']:.4f}" + _ci(b)
+             + f"; own view - baseline: {d['diff']:+.4f}" + _ci(d, "diff_ci_low", "diff_ci_high")]
+    if b["within_noise"]:
+        lines.append(f"  WARNING: the model's own view is within the test-image noise of the trivial baseline: it has "
+                     f"not learned the task beyond predicting {b['class']}, so its drift figures measure little")
+    return lines
 
 
 def _matrix(table: list[dict], metric: str, model: str, rows_key: str, cols_key: str, row_names: Sequence,
