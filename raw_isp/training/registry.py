@@ -196,7 +196,7 @@ DATASETS: dict[str, DatasetInfo] = {
             "classification": DatasetTask(config="classification", label_column="label"),
         },
         id_column="tile_id",
-        size_kwarg="num_tiles",
+        size_kwarg="num_examples",
         synthetic_scene_kwargs=True,
     ),
 }
