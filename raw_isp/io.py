@@ -139,6 +139,7 @@ class RawFrame(np.ndarray):
 
 
 def _as_frame(arr: np.ndarray, intensity: float | None) -> RawFrame:
+    """``arr`` (not copied) as a :class:`RawFrame` with ``intensity``."""
     frame = arr.view(RawFrame)
     frame.intensity = intensity
     return frame

@@ -95,3 +95,22 @@ def test_one_size_keyword_num_tiles_is_a_deprecated_alias(cache, tiles):
         assert old[split]["tile_id"] == tiles[split]["tile_id"]  # the same rows, the same cache
     with pytest.raises(ValueError, match="num_examples=10 and its deprecated alias num_tiles=12 disagree"):
         raw_drone.load_dataset("classification-100", num_examples=10, num_tiles=12, cache_dir=cache, **DRONE)
+
+
+def test_a_rows_frame_carries_its_intensity_into_files_and_the_processor(cache, tmp_path):
+    import warnings
+
+    import raw_isp
+
+    dim = raw_microscopy.load_dataset("raw-005", "train", num_examples=12, cache_dir=cache)
+    row = dim[0]
+    assert row["image"].intensity == row["intensity"] == pytest.approx(0.05)
+    assert type(dim[:2]["image"]) is np.ndarray  # batches are plain arrays
+    raw_isp.write_raw(tmp_path / "dim.tiff", row["image"])  # a dim frame written from the dataset
+    assert raw_isp.read_raw(tmp_path / "dim.tiff").intensity == row["intensity"]
+    proc = raw_isp.RawISPImageProcessor(size=32, exposure="metadata", camera="microscopy")
+    expected = proc(np.asarray(row["image"]), intensity=row["intensity"]).pixel_values
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no default needed: no warning
+        torch.testing.assert_close(proc(row["image"]).pixel_values, expected, rtol=0, atol=0)
+        torch.testing.assert_close(proc(str(tmp_path / "dim.tiff")).pixel_values, expected, rtol=0, atol=0)

@@ -16,7 +16,9 @@ its memory) and handed out as numpy arrays or torch tensors of the stored dtype 
 uint8 mask, ...). The other columns (labels, ids, intensities, PIL images) go through the
 standard numpy or torch formatter; with numpy output a row's numbers and strings are Python
 ``int`` / ``float`` / ``str``, as in a plain ``datasets`` row (``json.dumps``, ``ClassLabel.int2str``
-take them). The format is used by name like the built-in ones:
+take them), and a row's uint16 frame is a :class:`raw_isp.io.RawFrame` whose ``intensity`` is the
+row's ``intensity`` (so ``processor(row["image"])`` and ``write_raw(path, row["image"])`` keep
+the exposure). The format is used by name like the built-in ones:
 ``ds.with_format("raw_isp")`` (numpy output, the packages' default), ``ds.with_format("raw_isp",
 output="torch")``, ``columns=``, ``copy=`` (the fields of :class:`RawFormatSpec`). Rows (``ds[i]``), slices and index lists (``ds[i:j]``,
 ``ds[[3, 1]]``), columns and a torch ``DataLoader`` with worker processes all get the same
@@ -53,6 +55,8 @@ import pyarrow.compute as pc
 
 import datasets
 from datasets.formatting import _register_formatter
+
+from ..io import _as_frame
 from datasets.formatting.formatting import Formatter
 from datasets.formatting.np_formatter import NumpyFormatter
 from datasets.formatting.torch_formatter import TorchFormatter
@@ -73,6 +77,9 @@ __all__ = [
 RAW_FORMAT_TYPE = "raw_isp"
 _OUTPUTS = ("torch", "numpy")
 _ARRAY_FEATURES = (datasets.Array2D, datasets.Array3D, datasets.Array4D, datasets.Array5D)
+#: The column holding a row's intensity ratio; with numpy output a row's uint16 frames are
+#: :class:`raw_isp.io.RawFrame` arrays carrying it (``row["image"].intensity``).
+INTENSITY_COLUMN = "intensity"
 
 
 def _torch_dtypes() -> dict[np.dtype, Any]:
@@ -280,6 +287,12 @@ class RawFormatter(Formatter):
         if self.spec.output == "numpy":
             # Numbers and strings as Python values, as a plain datasets row has them.
             formatted = {k: _python_scalar(v) for k, v in formatted.items()}
+            # The frame carries its exposure, as a file written with write_raw(..., intensity=) does.
+            ratio = formatted.get(INTENSITY_COLUMN)
+            if isinstance(ratio, float) and math.isfinite(ratio) and ratio > 0:
+                for name in names:
+                    if raw[name].ndim == 2 and raw[name].dtype == np.uint16:
+                        raw[name] = _as_frame(raw[name], ratio)
         return self._merge(pa_table, formatted, raw)
 
     def format_column(self, pa_table: pa.Table) -> Any:
