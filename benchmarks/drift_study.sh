@@ -118,6 +118,11 @@ else
     train segmentation seg_upernet18 --num_train_epochs 8 --loss dice_ce --model_name_or_path upernet-resnet18
     # The default (train_segmentation.py with no options) has the settings of this candidate.
     DEFAULT=${DRONE_DEFAULT:-seg_dice_ce}
+    # 1b. The baselines beside it: all background, and the best single-feature colour threshold
+    #     fitted on the training tiles (benchmarks/drone_baselines.py).
+    if wanted baselines && [ ! -f "$OUT/baselines.json" ]; then
+        timed baselines "$PY" benchmarks/drone_baselines.py --model "$OUT/$DEFAULT" --json "$OUT/baselines.json"
+    fi
     # 2. Drift synthesis of the default: 12 ISPs x 7 intensities, corruptions, intervals over tiles.
     step synthesis summary.md $SYN --model "$OUT/$DEFAULT" "${EVAL_BS[@]}"
     # 3. The train x test ISP matrix at full and low light (the study's worst drone pair was
