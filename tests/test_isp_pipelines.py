@@ -212,10 +212,13 @@ def test_a_frame_too_small_for_the_filters_is_named():
     from raw_isp.isp.static import MIN_FRAME_SIDE
 
     processor = raw_isp.RawISPImageProcessor()
-    with pytest.raises(ValueError, match=r"raw frame 2x2: smaller than the 8x8 pixels the ISP's filters need"):
+    with pytest.raises(ValueError, match=r"raw frame 2x2: too small for ISP bi_s_ga, whose filters need up to 8x8 "
+                                         r"pixels .*; ValueError: frame too small for a \d+-tap filter"):
         processor(np.full((2, 2), 1000, np.uint16))
-    with pytest.raises(ValueError, match=r"raw frame 6x64: smaller than the 8x8"):
+    with pytest.raises(ValueError, match=r"raw frame 6x64: too small for ISP bi_u_me, whose filters need up to 8x8"):
         StaticISP("bi_u_me")(torch.full((1, 6, 64), 0.3))
+    base = ISPConfig(demosaic="bilinear", sharpening=None, denoising=None)  # no filters: a learned ISP's base view
+    assert StaticISP(base)(torch.full((1, 2, 2), 0.3)).shape == (1, 3, 2, 2)
     with pytest.raises(ValueError, match=r"frame too small for a 5-tap filter: 2 pixels along axis -1"):
         correlate_valid(torch.zeros(1, 8, 2), [1.0] * 5, -1)
     frame = torch.full((1, MIN_FRAME_SIDE, MIN_FRAME_SIDE), 0.3)

@@ -53,15 +53,19 @@ __all__ = ["StaticISP", "run_stages", "luma_filter", "config_sharpen_fn", "confi
            "MIN_FRAME_SIDE", "check_frame_side"]
 
 #: Smallest frame side (pixels) every ISP variant develops: demosaicing, denoising and
-#: sharpening each look a few pixels around a pixel (the unsharp-mask median variants need 8).
+#: sharpening each look a few pixels around a pixel (the unsharp-mask median variants need 8;
+#: a config without filters, such as a learned ISP's base view, takes 2x2).
 MIN_FRAME_SIDE = 8
 
 
-def check_frame_side(h: int, w: int) -> None:
-    """Raise ``ValueError`` for a raw frame smaller than :data:`MIN_FRAME_SIDE` on a side."""
+def check_frame_side(h: int, w: int, err: BaseException | None = None, what: str = "the ISP") -> None:
+    """Raise ``ValueError`` for a raw frame ``h x w`` that ``what`` could not develop (``err``:
+    what its filters raised) because it is smaller than :data:`MIN_FRAME_SIDE` on a side."""
     if h < MIN_FRAME_SIDE or w < MIN_FRAME_SIDE:
-        raise ValueError(f"raw frame {h}x{w}: smaller than the {MIN_FRAME_SIDE}x{MIN_FRAME_SIDE} pixels the ISP's "
-                         "filters need (demosaicing, denoising and sharpening look several pixels around each pixel)")
+        detail = f"; {type(err).__name__}: {str(err).splitlines()[0]}" if err is not None and str(err) else ""
+        raise ValueError(f"raw frame {h}x{w}: too small for {what}, whose filters need up to "
+                         f"{MIN_FRAME_SIDE}x{MIN_FRAME_SIDE} pixels (demosaicing, denoising and sharpening look "
+                         f"several pixels around each pixel){detail}") from None
 
 #: Names of the intermediate results returned by ``run_stages(..., return_stages=True)``.
 STAGE_NAMES = ("black_level", "exposure", "demosaic", "white_balance", "color_correction", "sharpening", "denoising", "output")
@@ -325,11 +329,20 @@ class StaticISP(torch.nn.Module):
     def forward(self, raw, *, intensity=None, gain=None) -> torch.Tensor:
         x, single = as_raw_tensor(raw, device=self.device, dtype=self.dtype)
         b, h, w = x.shape
-        check_frame_side(h, w)
         if gain is None:
             gain = exposure_gain(x, self._positional_black_level(), self.config, intensity)
         else:
             gain = per_image_tensor(gain, b, x, name="gain", hint="")
+        if min(h, w) < MIN_FRAME_SIDE:  # small frames: only some configs develop them, the others say so
+            try:
+                return self._develop(x, single, gain)
+            except (RuntimeError, ValueError, IndexError) as err:
+                check_frame_side(h, w, err, f"ISP {self.config.base_variant or 'config'}")
+                raise
+        return self._develop(x, single, gain)
+
+    def _develop(self, x: torch.Tensor, single: bool, gain: torch.Tensor | None) -> torch.Tensor:
+        b, h, w = x.shape
         if not self.fused:
             out = self._forward_stages(x, gain)
         else:
