@@ -85,9 +85,18 @@ if [ "$DATASET" = raw_microscopy ]; then
         step "optimization_i$i" drift_optimization.md $OPT --full --intensities "$i" --seeds 0,1,2 \
             --isps static:bi_s_ga,parametrized,learned --exposure metadata "${GPU[@]}"
     done
+    #     The same without the learned ISP (its U-Net is the slowest of the three on a CPU): what a
+    #     2-core session can afford at 0.05 and full light.
+    for i in 0.05 1; do
+        step "optimization_sp_i$i" drift_optimization.md $OPT --full --intensities "$i" --seeds 0,1,2 \
+            --isps static:bi_s_ga,parametrized --exposure metadata "${GPU[@]}"
+    done
     # 3b. The evidence for the ISP's default units at 0.01: the parametrized ISP with every
     #     parameter at the ISP rate in its own units and no clipping (the setting before).
     step optimization_units_raw_i0.01 drift_optimization.md $OPT --full --intensities 0.01 --seeds 0,1,2 \
+        --isps parametrized --exposure metadata --isp_rate_units raw --isp_max_grad_norm 0 "${GPU[@]}"
+    #     (the one seed that fitted the 2-core session: seed 1, which collapsed at the short budget)
+    step optimization_units_raw_i0.01_s1 drift_optimization.md $OPT --full --intensities 0.01 --seeds 1 \
         --isps parametrized --exposure metadata --isp_rate_units raw --isp_max_grad_norm 0 "${GPU[@]}"
     # 4. ISP drift between pipelines: the train-variant x test-variant matrix.
     step matrix summary.md $SYN --model "$OUT/metadata" --train_variants bi_s_ga,ma_u_me,me_s_me \
