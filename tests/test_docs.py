@@ -6,7 +6,8 @@ repository root, while what they write lands in the temporary folder). Its block
 order: ``bash`` blocks with ``bash -euo pipefail``, ``python`` blocks one after another in one
 interpreter session per page (a later block may use the names of an earlier one). ``python``,
 ``accelerate`` and ``pytest`` on the PATH are this interpreter's. ``HF_HOME`` is a temporary folder
-shared by the pages of one test session (datasets prepared once), and the Hub is offline.
+shared by the pages of one test session (datasets prepared once), the Hub is offline, and
+``OMP_NUM_THREADS=1`` (the tensors are tiny; more threads only spin against the other tests).
 
 What makes a block tiny, or skips it, is written in the page itself, in an HTML comment right
 before the fence (invisible on GitHub and the Hub), one directive a line::
@@ -341,7 +342,8 @@ if __name__ != "__main__":
         bin_dir = str(Path(sys.executable).parent)
         env.update(PATH=bin_dir + os.pathsep + env.get("PATH", ""), HF_HOME=str(hf_home),
                    HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", HF_DATASETS_OFFLINE="1",
-                   MPLBACKEND="Agg", PYTHONUNBUFFERED="1", TOKENIZERS_PARALLELISM="false")
+                   MPLBACKEND="Agg", PYTHONUNBUFFERED="1", TOKENIZERS_PARALLELISM="false",
+                   OMP_NUM_THREADS="1")  # tiny tensors: one thread each, no spinning against the other tests
         env.pop("HF_DATASETS_CACHE", None)
         work = tmp_path / "work"
         work.mkdir()
