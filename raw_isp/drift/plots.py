@@ -12,6 +12,8 @@
 
 from __future__ import annotations
 
+import textwrap
+
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -195,5 +197,6 @@ def plot_curves(path: Path, metric: str, runs: Sequence[dict[str, Any]], intensi
         ax.grid(True, alpha=0.3)
     axes[0][0].set_ylabel(f"validation {metric}")
     axes[0][-1].legend(fontsize=8)
-    fig.suptitle(title, fontsize=10)
+    # Wrapped to the figure's width (a one-panel figure is narrower than the report's title).
+    fig.suptitle("\n".join(textwrap.wrap(title, int(fig.get_figwidth() * 11))), fontsize=10)
     _save(fig, path)
