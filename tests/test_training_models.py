@@ -186,7 +186,7 @@ def test_the_training_script_refuses_such_an_image_size(tmp_path, capsys):
     assert train_main("classification", ["--output_dir", str(tmp_path / "out"), "--cache_dir", str(tmp_path / "c"),
                                          "--num_examples", "60", "--model_name_or_path", "vit-micro",
                                          "--image_size", "63", "--max_train_steps", "1"]) == 2
-    assert "--image_size 63: not a multiple of the patch size 32" in capsys.readouterr().err
+    assert "error: --image_size 63: not a multiple of the patch size 32" in capsys.readouterr().err
     assert not (tmp_path / "out" / "all_results.json").exists()
 
 

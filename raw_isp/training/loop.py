@@ -82,8 +82,9 @@ def build_model(args: RawTrainingArguments, label_names: list[str]) -> RawISPMod
     camera = args.camera_name
     try:
         task_model = build_task_model(args.task, args.model_name_or_path, label_names, args.image_size)
-    except ValueError as err:
-        raise OptionError(f"--model_name_or_path: {err}") from None
+    except ValueError as err:  # a message that names its own option (--image_size) keeps it
+        message = str(err)
+        raise OptionError(message if message.startswith("--") else f"--model_name_or_path: {message}") from None
     # The task model is drawn first and the ISP (a learned ISP draws its own initial weights)
     # from a forked generator, so every ISP kind starts from the same task-model weights and
     # leaves the global generator as a static ISP does.
