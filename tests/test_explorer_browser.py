@@ -169,7 +169,10 @@ def test_explorer_in_a_real_browser(app, tmp_path):
             expect(views).to_have_count(12)
 
             # A wrong model folder: a clear message too.
-            page.locator("#model-dir textarea, #model-dir input").first.fill(str(tmp_path))
+            # (inside the folders the explorer loads from: the one holding --model)
+            wrong = app["work"] / "not_a_model"
+            wrong.mkdir(exist_ok=True)
+            page.locator("#model-dir textarea, #model-dir input").first.fill(str(wrong))
             page.locator("#load-model").click()
             expect(message).to_contain_text("not a model folder written by the training scripts")
 
