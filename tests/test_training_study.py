@@ -4,7 +4,6 @@ uninterrupted run on an epoch's last step, the trivial baseline, Dice losses and
 protocol preset. Tiny synthetic data and tiny models."""
 
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -17,16 +16,8 @@ from raw_isp.training.evaluation import constant_prediction_scores
 from raw_isp.training.loop import build_model, dice_loss, task_loss
 from raw_isp.training.protocols import PROTOCOLS
 
-MICRO = ["--num_examples", "60", "--model_name_or_path", "vit-micro", "--per_device_train_batch_size", "8",
-         "--per_device_eval_batch_size", "6", "--logging_steps", "1"]
-DRONE = ["--num_scenes", "10", "--frame_size", "512", "512", "--num_examples", "16",
-         "--model_name_or_path", "segformer-micro", "--per_device_train_batch_size", "4",
-         "--per_device_eval_batch_size", "3", "--logging_steps", "1"]
-
-
-@pytest.fixture(scope="module")
-def cache(tmp_path_factory):
-    return str(tmp_path_factory.mktemp("hf_cache"))
+# The tiny runs of the training tests: the same sizes and the same module-scoped datasets cache.
+from test_training import DRONE, MICRO, cache  # noqa: E402,F401
 
 
 def _args(tmp_path, cache, name, *extra, task="classification"):
