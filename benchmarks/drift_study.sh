@@ -148,5 +148,12 @@ else
     # 6. The car / no-car classification task (930 tiles) through training and drift synthesis.
     train classification cls --dataset raw_drone
     step cls_synthesis summary.md $SYN --model "$OUT/cls" "${EVAL_BS[@]}"
+    #    and drift optimisation on it (static vs parametrized, 3 seeds, the training script's
+    #    budget): the drone's drift optimisation that a 2-core session can afford (the
+    #    segmentation steps above take about 35 min per run there).
+    for i in 0.01 1; do
+        step "cls_optimization_i$i" drift_optimization.md $OPT --dataset raw_drone --full --intensities "$i" \
+            --seeds 0,1,2 --isps static:bi_s_ga,parametrized --exposure metadata "${GPU[@]}"
+    done
 fi
 [ "$LIST" = 1 ] || log "study steps finished"
