@@ -38,7 +38,7 @@ import torch
 from machine import machine_info  # benchmarks/machine.py, beside this script
 
 import raw_isp
-from raw_isp.drift.corruptions import CORRUPTIONS
+from raw_isp.isp.corruptions import CORRUPTIONS
 from raw_isp.drift.synthesis import evaluate_grid, load_by_intensity
 from raw_isp.drift.synthesis_report import build_report
 from raw_isp.models.modeling import load_raw_model

@@ -38,7 +38,7 @@ import time
 from raw_isp.drift.optimization import QUICK_DEFAULTS, plan_runs, train_runs, write_report
 from raw_isp.models.modeling import parse_isp
 from raw_isp.training.arguments import OptionError, parse_training_args
-from raw_isp.training.registry import TASKS
+from raw_isp.registry import TASKS
 
 DEFAULT_ISPS = "static:bi_s_ga,parametrized,learned"
 DEFAULT_INTENSITIES = "0.01,0.05"

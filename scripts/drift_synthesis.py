@@ -5,7 +5,7 @@ corruptions (Oala et al., TMLR 2023, section "drift synthesis"; :mod:`raw_isp.dr
 
 Input: a folder written by ``train_classification.py`` or ``train_segmentation.py``. The test data
 is the model's own (dataset, source, fold, sizes from its ``training_args.json``), loaded at every
-intensity; corruptions (:mod:`raw_isp.drift.corruptions`) are applied to the model's own view at
+intensity; corruptions (:mod:`raw_isp.isp.corruptions`) are applied to the model's own view at
 its training intensity.
 
     python scripts/drift_synthesis.py --model outputs/classification
@@ -34,7 +34,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from raw_isp.drift.corruptions import CORRUPTIONS
+from raw_isp.isp.corruptions import CORRUPTIONS
 from raw_isp.drift.reports import check_staging_dir
 from raw_isp.drift.synthesis import synthesize
 from raw_isp.isp.config import ISP_VARIANTS

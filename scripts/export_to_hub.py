@@ -26,7 +26,7 @@ from typing import Any
 
 from raw_isp.data.export import (ExportError, dataset_names, default_configs, export, human, list_files,
                                  parse_size, push)
-from raw_isp.training.registry import get_dataset
+from raw_isp.registry import get_dataset
 
 
 def _size(text: str) -> int:

@@ -1,4 +1,4 @@
-"""Tests of raw_isp.drift.corruptions: ImageNet-C style corruptions on torch tensors."""
+"""Tests of raw_isp.isp.corruptions: ImageNet-C style corruptions on torch tensors."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from raw_isp.drift.corruptions import (
+from raw_isp.isp.corruptions import (
     CORRUPTIONS,
     JPEG_QUALITIES,
     SEVERITY_PARAMETERS,

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import raw_isp
-from raw_isp.drift.corruptions import CORRUPTIONS
+from raw_isp.isp.corruptions import CORRUPTIONS
 from raw_isp.drift.synthesis import CELL_FIELDS, FIELDS, summarise, synthesize
 from raw_isp.training.cli import main as train_main
 

@@ -117,7 +117,7 @@ def test_old_and_foreign_json_files(tmp_path, caplog):
 
 
 def test_task_defaults_cover_every_task():
-    from raw_isp.training.registry import TASKS
+    from raw_isp.registry import TASKS
 
     assert set(TASK_DEFAULTS) == set(TASKS)
     for task, defaults in TASK_DEFAULTS.items():

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 import raw_isp
-from raw_isp.drift.corruptions import CORRUPTIONS, corrupt
+from raw_isp.isp.corruptions import CORRUPTIONS, corrupt
 from raw_isp.models.modeling import build_isp
 from raw_isp.training import parse_training_args
 from raw_isp.training.augment import DriftAugmentation, compose, device_generator, draw_seed

@@ -2,7 +2,7 @@
 
 import pytest
 
-from raw_isp.training.registry import DATASETS, TASKS, get_dataset, get_task, guess_task
+from raw_isp.registry import DATASETS, TASKS, get_dataset, get_task, guess_task
 
 
 @pytest.mark.parametrize("name", list(DATASETS))
@@ -71,3 +71,27 @@ def test_guess_task_for_folders_without_a_recorded_task():
     assert guess_task(C(architectures=["ViTForImageClassification"], model_type="vit")) == "classification"
     assert guess_task(C(architectures=None, model_type="segformer")) == "segmentation"  # the rule before the record
     assert guess_task(C(architectures=None, model_type="vit")) == "classification"
+
+
+def test_which_dataset_a_model_belongs_to_comes_from_the_registry():
+    from raw_isp.registry import dataset_for_model
+
+    # the camera decides first; a drone car / no-car classifier shows drone tiles
+    assert dataset_for_model("classification", "drone", ["car", "no_car"]) == "raw_drone"
+    assert dataset_for_model("classification", "microscopy", ["BAS", "EBO"]) == "raw_microscopy"
+    # a neutral camera: mask-derived labels, else the first dataset with the task
+    assert dataset_for_model("classification", "neutral", ["car", "no_car"]) == "raw_drone"
+    assert dataset_for_model("classification", "neutral", ["BAS", "EBO"]) == "raw_microscopy"
+    assert dataset_for_model("segmentation", None) == "raw_drone"
+
+
+def test_foreground_and_mask_labels_are_registry_data():
+    from raw_isp.registry import foreground_index, label_from_mask
+
+    assert DATASETS["raw_drone"].tasks["segmentation"].foreground == "car"
+    assert foreground_index(["background", "car"]) == 1
+    assert foreground_index(["car", "background"]) == 0
+    assert foreground_index(["sky", "road", "lane"]) == 2  # no registry foreground: the last label
+    assert label_from_mask(["car", "no_car"], True) == "car"
+    assert label_from_mask(["no_car", "car"], False) == "no_car"
+    assert label_from_mask(["BAS", "EBO"], True) is None

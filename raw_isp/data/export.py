@@ -19,7 +19,7 @@ at the end, so an interrupted run leaves nothing half-written; a non-empty targe
 unless ``overwrite`` (a ``.git`` folder in it is kept). :func:`push` uploads a folder with
 ``huggingface_hub``. Which datasets exist, their builder class, the keyword that sets a
 subset's size and their default configurations come from the registry
-(:mod:`raw_isp.training.registry`, read on use). ``scripts/export_to_hub.py`` is the command line.
+(:mod:`raw_isp.registry`, read on use). ``scripts/export_to_hub.py`` is the command line.
 """
 
 from __future__ import annotations
@@ -80,7 +80,7 @@ class ExportError(ValueError):
 
 
 def _registry():
-    from ..training import registry
+    from .. import registry
 
     return registry
 

@@ -1,6 +1,5 @@
 """The three drift controls of the study, library side (the scripts are their command lines).
 
-    corruptions        ImageNet-C-style common corruptions on RGB tensors (the augmentation baseline)
     synthesis          drift synthesis: trained models on every ISP variant x intensity, and on corruptions
     synthesis_report   its cells over seeds with bootstrap intervals, summaries, pictures
     statistics         spread over seeds and bootstrap intervals over test images of the drift reports

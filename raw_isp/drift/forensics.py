@@ -35,7 +35,7 @@ import torch.nn.functional as F
 from ..metrics import classification_scores, confusion_matrix, segmentation_scores
 from ..metrics.ssim import ssim
 from ..models.modeling import task_outputs
-from ..training.registry import get_task
+from ..registry import get_task
 from ..isp.parametrized import PARAMETER_GROUPS, ParametrizedISP
 
 __all__ = [

@@ -35,8 +35,8 @@ from ..models.modeling import decode_raw, isp_exposure, load_raw_model, parse_is
 from ..training.arguments import OptionError, RawTrainingArguments
 from ..training.data import label_names, load_splits, make_loader
 from ..training.evaluation import evaluate_views, evaluate_views_per_sample
-from ..training.registry import get_dataset
-from .corruptions import CORRUPTIONS, corrupt
+from ..registry import get_dataset
+from ..isp.corruptions import CORRUPTIONS, corrupt
 from .reports import check_report_dir
 from .synthesis_report import (CELL_FIELDS, FIELDS, REPORT_FILES, STUDY_RATIO, build_report, pictures, summarise,
                                summary_text, write_report)

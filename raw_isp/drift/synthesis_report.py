@@ -25,7 +25,7 @@ import numpy as np
 
 from ..isp.config import ISP_VARIANTS
 from ..metrics.bootstrap import LEVEL, N_BOOT, metric_function, percentile_interval, resample_indices
-from .corruptions import CORRUPTIONS
+from ..isp.corruptions import CORRUPTIONS
 from .plots import heatmap, plot_models
 from ..training.folders import mark_owned, remove_owned
 from .reports import staging_dir, write_csv, write_json

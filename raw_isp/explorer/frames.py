@@ -19,7 +19,7 @@ import numpy as np
 
 from ..io import RawFileError, read_raw_with_pattern
 from ..training.data import SPLITS
-from ..training.registry import DATASETS, get_dataset
+from ..registry import DATASETS, get_dataset
 
 __all__ = ["ExplorerError", "Frame", "MAX_SIDE", "MIN_SIDE", "UPLOAD_MAX_PIXELS", "UPLOAD_MAX_BYTES", "centre_crop",
            "read_upload",

@@ -16,6 +16,7 @@ import os
 from types import SimpleNamespace
 from typing import Any
 
+from ..registry import DATASETS, dataset_for_model
 from ..training.data import SPLITS
 from .frames import DATASET_NAMES, UPLOAD_MAX_BYTES, ExampleSource, ExplorerError, Frame
 from .pictures import cfa_false_colour, mask_picture
@@ -265,9 +266,10 @@ def launch_options(host: str = "127.0.0.1", port: int = 7860) -> dict[str, Any]:
                 footer_links=[], inbrowser=False, max_file_size=UPLOAD_MAX_BYTES)
 
 
-def build_app(explorer: Explorer, model: str | None = None, dataset: str = "raw_microscopy", split: str = "test",
+def build_app(explorer: Explorer, model: str | None = None, dataset: str | None = None, split: str = "test",
               model_roots: list[str] | None = None):
-    """The Gradio Blocks page over ``explorer``; ``model``: folder loaded at start (optional).
+    """The Gradio Blocks page over ``explorer``; ``model``: folder loaded at start (optional);
+    ``dataset``: the examples shown first (default: the registry's first dataset).
     ``model_roots``: the folders the model textbox may load from (default: the explorer's, else
     :func:`default_model_roots`); the start model is always allowed."""
     gr = _gradio()
@@ -278,6 +280,7 @@ def build_app(explorer: Explorer, model: str | None = None, dataset: str = "raw_
         roots.append(str(Path(model).expanduser().resolve()))
     explorer.model_roots = [Path(r).expanduser().resolve() for r in roots]
     start = explorer.load_model(model) if model else None
+    dataset = dataset or next(iter(DATASETS))
     cb = Callbacks(explorer)
     # delete_cache: every interaction writes its pictures to Gradio's cache; drop those older than 1 h.
     with gr.Blocks(title="Raw-to-logit explorer", analytics_enabled=False, delete_cache=(1800, 3600)) as demo:
@@ -297,8 +300,8 @@ def serve(model: str | None = None, dataset: str | None = None, data_dir: str | 
     explorer = Explorer(device=device, model_roots=[model_root] if model_root else None)
     predictor = explorer.load_model(model)
     if dataset is None:
-        dense = predictor is not None and (predictor.dense or "car" in predictor.label_names)
-        dataset = "raw_drone" if dense else "raw_microscopy"
+        dataset = (dataset_for_model(predictor.task, predictor.camera_name, predictor.label_names)
+                   if predictor is not None else next(iter(DATASETS)))
     explorer.source = ExampleSource({dataset: data_dir}, cache_dir=cache_dir, num_examples=num_examples,
                                     num_tiles=num_tiles)
     if warmup:

@@ -9,7 +9,7 @@ import numpy as np
 import torch
 
 from ..models.modeling import load_raw_model, logits_at, parse_isp
-from ..training.registry import get_task
+from ..registry import foreground_index, get_task, label_from_mask
 from .frames import Frame
 
 __all__ = ["Predictor", "truth_for"]
@@ -37,7 +37,8 @@ class Predictor:
         #: the views it predicts on with it, as the model's own ISP did in training.
         self.exposure = self.info.get("exposure")
         self.camera_name = str(self.info.get("camera", {}).get("name", "?"))
-        self.car_index = self.label_names.index("car") if "car" in self.label_names else len(self.label_names) - 1
+        #: The class a segmentation model's car mask (its foreground) is read from.
+        self.car_index = foreground_index(self.label_names)
 
     @property
     def key(self) -> str:
@@ -74,6 +75,6 @@ def truth_for(frame: Frame, predictor: Predictor) -> str | None:
         return None
     if frame.label is not None and frame.label in predictor.label_names:
         return frame.label
-    if frame.mask is not None and {"car", "no_car"} <= set(predictor.label_names):
-        return "car" if frame.mask.any() else "no_car"
+    if frame.mask is not None:
+        return label_from_mask(predictor.label_names, bool(frame.mask.any()))
     return None

@@ -25,7 +25,7 @@ from ..isp.config import ISP_VARIANTS, ISPConfig
 from ..isp.parametrized import ParametrizedISP
 from ..isp.static import StaticISP
 from ..sensor import INTENSITY_RATIOS, SENSORS
-from ..training.registry import get_dataset
+from ..registry import get_dataset
 from .frames import DATASET_NAMES, ExampleSource, ExplorerError, Frame, read_upload
 from .pictures import iou, overlay_mask, to_uint8
 from .predictor import Predictor, truth_for

@@ -11,6 +11,8 @@ Modules, in the order of the pipeline's stages:
     static        run_stages (the one implementation of the stage chain) and StaticISP
     parametrized  ParametrizedISP: the same chain with learnable parameters
     learned       LearnedISP: a small U-Net from the Bayer planes to RGB
+    corruptions   ImageNet-C-style corruptions of the developed RGB view (the augmentation baseline
+                  of drift synthesis, and a training augmentation); imported on use
 """
 
 from .cfa import PATTERNS, merge_planes, mosaic, split_planes

@@ -18,7 +18,7 @@ model (``save_pretrained``, safetensors), a :class:`raw_isp.RawISPImageProcessor
 the training view (static and parametrized ISPs), and the ISP itself (``isp_config.json`` +
 ``isp.safetensors``), which :func:`load_raw_model` reads back for every kind of ISP.
 ``isp_config.json`` records the task, so :func:`load_raw_model` picks the task's ``Auto`` class
-from the registry (:mod:`raw_isp.training.registry`) for any architecture.
+from the registry (:mod:`raw_isp.registry`) for any architecture.
 """
 
 from __future__ import annotations
@@ -233,7 +233,7 @@ def task_outputs(logits: torch.Tensor, labels: torch.Tensor, task: str) -> tuple
     the project scores it: classification ``logits (B, C)``, ``labels (B,)`` -> predictions
     ``(B,)``; segmentation ``logits (B, C, h, w)``, ``labels (B, H, W)`` -> logits upsampled to
     (H, W) once, loss averaged over pixels, predictions ``(B, H, W)``."""
-    from ..training.registry import get_task
+    from ..registry import get_task
 
     dense = get_task(task).dense
     logits = logits_at(logits, labels.shape[-2:]) if dense else logits.float()
@@ -338,7 +338,7 @@ def build_task_model(task: str, model: str, label_names: list[str], image_size: 
     """
     from transformers import AutoConfig
 
-    from ..training.registry import get_task
+    from ..registry import get_task
 
     auto = get_task(task).auto_model_class()
     labels = {"id2label": dict(enumerate(label_names)), "label2id": {n: i for i, n in enumerate(label_names)}}
@@ -415,7 +415,7 @@ def save_raw_model(model: RawISPModel, output_dir: str | os.PathLike, isp_spec: 
     exposure setting, learned-ISP options) and ``isp.safetensors`` (the ISP's parameters, if it
     has any: a parametrized ISP's learned log-gain among them).
     ``task``: "classification" or "segmentation" (a key of the registry's ``TASKS``); None
-    guesses it from the model's config (:func:`raw_isp.training.registry.guess_task`).
+    guesses it from the model's config (:func:`raw_isp.registry.guess_task`).
     ``isp_spec``, ``camera``: how the ISP was built; None reads them from ``model.isp``
     (:func:`describe_isp`). ``state_dict``: the whole model's weights (keys ``isp.*`` and
     ``model.*``) to write instead of the module's own, as ``transformers.Trainer`` passes them
@@ -423,7 +423,7 @@ def save_raw_model(model: RawISPModel, output_dir: str | os.PathLike, isp_spec: 
     """
     from safetensors.torch import save_file
 
-    from ..training.registry import get_task, guess_task
+    from ..registry import get_task, guess_task
 
     task = get_task(task).name if task is not None else guess_task(model.model.config)
 
@@ -527,7 +527,7 @@ def load_raw_model(path: str | os.PathLike, device: str | torch.device = "cpu") 
     from safetensors.torch import load_file
     from transformers import AutoConfig
 
-    from ..training.registry import get_task, guess_task
+    from ..registry import get_task, guess_task
 
     folder = Path(path)
     info_file = folder / ISP_CONFIG_NAME

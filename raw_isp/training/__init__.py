@@ -1,6 +1,5 @@
 """Training with the ISP in the loop (accelerate), as a library the scripts are thin layers on.
 
-    registry      TASKS and DATASETS: Auto class, headline metrics, config, label column, camera, ...
     arguments     RawTrainingArguments (HfArgumentParser; saved as training_args.json), parse_training_args
     data          load_splits, label_names, EpochBatchSampler, make_loader, class_counts, balanced_weights,
                   flips (augmentation)
@@ -16,7 +15,8 @@
                   preprocess_logits_for_metrics
 
 Names load on first use (``raw_isp.training.train`` imports the loop then), so that reading the
-registry does not import accelerate or transformers.
+registry's names from here (:mod:`raw_isp.registry`, re-exported) does not import accelerate or
+transformers.
 """
 
 from __future__ import annotations
@@ -24,10 +24,11 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-#: Public name -> the submodule that holds it.
+#: Public name -> the submodule that holds it (or, for the registry's names, the full module path).
 _EXPORTS = {
-    "TASKS": "registry", "DATASETS": "registry", "TaskInfo": "registry", "DatasetInfo": "registry",
-    "DatasetTask": "registry", "get_task": "registry", "get_dataset": "registry", "guess_task": "registry",
+    "TASKS": "raw_isp.registry", "DATASETS": "raw_isp.registry", "TaskInfo": "raw_isp.registry",
+    "DatasetInfo": "raw_isp.registry", "DatasetTask": "raw_isp.registry", "get_task": "raw_isp.registry",
+    "get_dataset": "raw_isp.registry", "guess_task": "raw_isp.registry",
     "RawTrainingArguments": "arguments", "OptionError": "arguments", "TASK_DEFAULTS": "arguments",
     "TRAINING_ARGS_NAME": "arguments", "build_parser": "arguments", "parse_training_args": "arguments",
     "load_splits": "data", "label_names": "data", "EpochBatchSampler": "data", "make_loader": "data",
@@ -48,7 +49,8 @@ __all__ = sorted(_EXPORTS)
 
 def __getattr__(name: str) -> Any:
     if name in _EXPORTS:
-        return getattr(importlib.import_module(f"{__name__}.{_EXPORTS[name]}"), name)
+        module = _EXPORTS[name]
+        return getattr(importlib.import_module(module if "." in module else f"{__name__}.{module}"), name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 

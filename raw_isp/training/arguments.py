@@ -23,7 +23,7 @@ from typing import Any, Literal, Optional
 
 from ..isp.config import CAMERAS, ISP_VARIANTS
 from ..isp.exposure import EXPOSURE_MODES
-from .registry import DATASETS, TASKS, get_dataset, get_task
+from ..registry import DATASETS, TASKS, get_dataset, get_task
 
 __all__ = [
     "OptionError",
@@ -297,7 +297,7 @@ class RawTrainingArguments:
                                   f"saved model), got --isp {self.isp}")
             self.train_isp_variants = "all" if variants == ISP_VARIANTS else ",".join(variants)
         if self.corruption_augment is not None:
-            from ..drift.corruptions import CORRUPTIONS
+            from ..isp.corruptions import CORRUPTIONS
 
             names = _name_list(self.corruption_augment, "corruption_augment", CORRUPTIONS)
             self.corruption_augment = "all" if names == CORRUPTIONS else ",".join(names)
@@ -381,7 +381,7 @@ class RawTrainingArguments:
         """``--corruption_augment`` as corruption names (empty: no corruption augmentation)."""
         if not self.corruption_augment:
             return ()
-        from ..drift.corruptions import CORRUPTIONS
+        from ..isp.corruptions import CORRUPTIONS
 
         return CORRUPTIONS if self.corruption_augment == "all" else tuple(self.corruption_augment.split(","))
 

@@ -13,7 +13,7 @@ ImageNet-C-style corruptions of the developed view.
   batch develops it instead of the model's ISP (same camera, pattern and exposure setting).
   Validation, test and the saved model keep ``--isp``.
 * **Corruption** (``--corruption_augment [all|names]``): one corruption and one severity per
-  batch (:func:`raw_isp.drift.corruptions.corrupt`) on the developed RGB view, before the flips
+  batch (:func:`raw_isp.isp.corruptions.corrupt`) on the developed RGB view, before the flips
   and the processor's resize and normalisation; float32, autocast off.
 
 What makes it repeatable (and a resumed run exact): every draw of micro-batch ``micro`` of
@@ -26,7 +26,7 @@ distributed run use the same ones for their shards of a batch; the per-frame rat
 noise include it, so the shards get independent draws. Results are bit-identical for the same
 key on the same device (CPU and CUDA generators differ).
 
-The corruptions are the drift package's (:mod:`raw_isp.drift.corruptions`, imported on use):
+The corruptions are :mod:`raw_isp.isp.corruptions`'s (imported on use):
 image operations that the design files under drift, used here as the augmentation baseline.
 """
 
@@ -151,7 +151,7 @@ class DriftAugmentation:
             key = (self.seed, step, micro, "corruption_noise", process)
 
             def view_fn(rgb: torch.Tensor) -> torch.Tensor:
-                from ..drift.corruptions import corrupt
+                from ..isp.corruptions import corrupt
 
                 with torch.autocast(device_type=rgb.device.type, enabled=False):
                     return corrupt(rgb.float(), name, severity, generator=device_generator(rgb.device, *key))
@@ -165,7 +165,7 @@ class DriftAugmentation:
         exposure."""
         from ..models.modeling import build_isp
         from ..sensor import SENSORS
-        from .registry import get_dataset
+        from ..registry import get_dataset
 
         sensor = SENSORS[get_dataset(args.dataset).sensor] if args.train_intensity_ratios else None
         camera, exposure = args.camera_name, args.exposure_setting

@@ -19,7 +19,7 @@ from typing import Any
 
 from ..models.modeling import MODEL_PRESETS, RawISPModel, parse_isp
 from .arguments import RawTrainingArguments
-from .registry import get_dataset, get_task
+from ..registry import get_dataset, get_task
 
 __all__ = ["card_data", "hub_metric", "model_card", "LICENCE_STATEMENT"]
 

@@ -10,7 +10,7 @@ from typing import Any
 
 from .arguments import OptionError, RawTrainingArguments, parse_training_args
 from .outputs import check_output_dir
-from .registry import get_task
+from ..registry import get_task
 
 __all__ = ["main", "print_summary"]
 

@@ -22,7 +22,7 @@ import torch
 
 from ..data.arrow import RawBatches
 from .arguments import OptionError, RawTrainingArguments
-from .registry import get_dataset
+from ..registry import get_dataset
 
 __all__ = [
     "SPLITS",

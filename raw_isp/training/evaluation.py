@@ -22,7 +22,7 @@ import torch
 
 from .. import metrics as raw_metrics
 from ..models.modeling import task_outputs
-from .registry import get_task
+from ..registry import get_task
 
 __all__ = ["new_metric", "evaluate_views", "evaluate_views_per_sample", "sample_confusions", "evaluate_model",
            "prefixed"]

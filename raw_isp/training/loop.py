@@ -43,7 +43,7 @@ from .data import (RawCollate, balanced_weights, class_counts, flips, label_name
                    make_loader)
 from .evaluation import constant_prediction_scores, evaluate_model, prefixed
 from .outputs import prepare_output_dir
-from .registry import get_task
+from ..registry import get_task
 
 __all__ = ["TrainResult", "build_model", "dice_loss", "reference_gain", "task_loss", "train"]
 

@@ -45,7 +45,7 @@ from transformers.trainer import TRAINING_ARGS_NAME
 from ..models.modeling import ISP_CONFIG_NAME, RawISPModel, load_raw_model, logits_at, save_raw_model
 from .data import RawCollate
 from .evaluation import new_metric
-from .registry import DATASETS, get_task, guess_task
+from ..registry import DATASETS, get_task, guess_task
 
 __all__ = [
     "RawDataCollator",

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from types import ModuleType
 from typing import Any
 
-from ..sensor import INTENSITY_RATIOS
+from .sensor import INTENSITY_RATIOS
 
 __all__ = [
     "TaskInfo",
@@ -32,6 +32,9 @@ __all__ = [
     "get_task",
     "get_dataset",
     "guess_task",
+    "dataset_for_model",
+    "foreground_index",
+    "label_from_mask",
 ]
 
 
@@ -83,11 +86,18 @@ class TaskInfo:
 @dataclass(frozen=True)
 class DatasetTask:
     """One task of a dataset: the config that holds it (all intensities; the loader picks one
-    with ``intensity=``), its label column, and headline metrics if they differ from the task's."""
+    with ``intensity=``), its label column, and headline metrics if they differ from the task's.
+
+    ``foreground``: for a mask task, the class name of the mask's 1 pixels (e.g. "car").
+    ``mask_labels``: for a classification task whose label says whether a mask has any
+    foreground, the label names of a tile without and with it (e.g. ("no_car", "car")).
+    """
 
     config: str
     label_column: str
     headline_metrics: tuple[str, ...] | None = None
+    foreground: str | None = None
+    mask_labels: tuple[str, str] | None = None
 
 
 @dataclass(frozen=True)
@@ -192,8 +202,10 @@ DATASETS: dict[str, DatasetInfo] = {
         camera="drone",
         tasks={
             "segmentation": DatasetTask(config="segmentation", label_column="mask",
-                                        headline_metrics=("mean_iou", "iou_car", "pixel_accuracy")),
-            "classification": DatasetTask(config="classification", label_column="label"),
+                                        headline_metrics=("mean_iou", "iou_car", "pixel_accuracy"),
+                                        foreground="car"),
+            "classification": DatasetTask(config="classification", label_column="label",
+                                          mask_labels=("no_car", "car")),
         },
         id_column="tile_id",
         size_kwarg="num_examples",
@@ -226,3 +238,40 @@ def guess_task(config: Any) -> str:
             if arch.endswith(task.architecture_suffixes):
                 return task.name
     return "segmentation" if getattr(config, "model_type", "") == "segformer" else "classification"
+
+
+def dataset_for_model(task: str, camera: str | None = None, label_names: list[str] | tuple[str, ...] = ()) -> str:
+    """The dataset package a model most likely belongs to: the first dataset with ``task`` whose
+    camera is ``camera``; else the first with ``task`` whose labels are those of ``label_names``
+    (a mask-derived classification's two names); else the first dataset with ``task``, else the
+    first dataset. For choosing which examples to show a model, never for training."""
+    with_task = [d for d in DATASETS.values() if task in d.tasks]
+    for d in with_task:
+        if camera is not None and d.camera == camera:
+            return d.name
+    for d in with_task:
+        labels = d.tasks[task].mask_labels
+        if labels is not None and set(labels) <= set(label_names):
+            return d.name
+    return (with_task or list(DATASETS.values()))[0].name
+
+
+def foreground_index(label_names: list[str] | tuple[str, ...]) -> int:
+    """Index in ``label_names`` of a mask task's foreground class (a registry ``foreground``,
+    e.g. "car"); the last label when none is present (masks are 0/1, the foreground last)."""
+    for d in DATASETS.values():
+        for t in d.tasks.values():
+            if t.foreground is not None and t.foreground in label_names:
+                return list(label_names).index(t.foreground)
+    return len(label_names) - 1
+
+
+def label_from_mask(label_names: list[str] | tuple[str, ...], has_foreground: bool) -> str | None:
+    """The classification label of a tile from its mask, for a model whose labels are a
+    registry task's ``mask_labels`` (e.g. "car" when the tile has a car pixel, else "no_car");
+    None when the model's labels are no such pair."""
+    for d in DATASETS.values():
+        for t in d.tasks.values():
+            if t.mask_labels is not None and set(t.mask_labels) <= set(label_names):
+                return t.mask_labels[int(has_foreground)]
+    return None

@@ -63,8 +63,8 @@ import math
 import torch
 import torch.nn.functional as F
 
-from ..isp.color import hsv_to_rgb, rgb_to_hsv
-from ..isp.filters import gaussian_kernel1d, pad2d
+from .color import hsv_to_rgb, rgb_to_hsv
+from .filters import gaussian_kernel1d, pad2d
 
 __all__ = [
     "CORRUPTIONS",
