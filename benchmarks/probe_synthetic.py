@@ -53,32 +53,45 @@ from raw_isp.isp.filters import gaussian_blur
 
 REPO = Path(__file__).resolve().parents[1]
 VARIANTS = ("bi_s_ga", "ma_u_me", "me_s_me")
-SIMULATOR = "raw_microscopy/synthetic.py"
-DRONE_SIMULATOR = "raw_drone/synthetic.py"
+SIMULATOR = "raw_microscopy/synthetic"
+DRONE_SIMULATOR = "raw_drone/synthetic"
 
 
 def load_simulator(revision: str | None, source: str = SIMULATOR) -> ModuleType:
-    """The simulator module as it is in the working tree (None) or at a git ``revision``.
+    """The simulator as it is in the working tree (None) or at a git ``revision``.
 
-    Loaded from its file under a private name, so that two versions can live side by side and
-    the package's ``__init__`` (builders, ``datasets``) is not imported.
+    ``source`` names the simulator without a suffix: a package ``source/`` (now) or a single file
+    ``source.py`` (before the simulators became packages, e.g. 243afda). Loaded under a private
+    name, so that two versions can live side by side and the dataset package's ``__init__``
+    (builders, ``datasets``) is not imported for it.
     """
+    name = f"_probe_{Path(source).parent.name}_{revision or 'now'}"
     if revision is None:
         path = REPO / source
     else:
-        try:
-            text = subprocess.run(["git", "show", f"{revision}:{source}"], cwd=REPO, check=True,
-                                  capture_output=True, text=True).stdout
-        except subprocess.CalledProcessError as err:
-            raise SystemExit(f"--before {revision!r}: git cannot show {source} there: {err.stderr.strip()}")
-        path = Path(tempfile.mkdtemp(prefix="probe_synthetic_")) / f"synthetic_{revision}.py"
-        path.write_text(text)
-    name = f"_probe_{Path(source).parent.name}_{revision or 'now'}"
-    spec = importlib.util.spec_from_file_location(name, path)
+        path = Path(tempfile.mkdtemp(prefix="probe_synthetic_")) / "synthetic"
+        files = _git(revision, "ls-tree", "-r", "--name-only", revision, "--", f"{source}/").split()
+        if not files:
+            files = [f"{source}.py"]
+        for file in files:
+            target = path.parent / Path(file).relative_to(Path(source).parent)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_text(_git(revision, "show", f"{revision}:{file}"))
+    package = path.is_dir()
+    spec = importlib.util.spec_from_file_location(
+        name, path / "__init__.py" if package else path.with_suffix(".py"),
+        submodule_search_locations=[str(path)] if package else None)
     module = importlib.util.module_from_spec(spec)
     sys.modules[name] = module
     spec.loader.exec_module(module)
     return module
+
+
+def _git(revision: str, *args: str) -> str:
+    try:
+        return subprocess.run(["git", *args], cwd=REPO, check=True, capture_output=True, text=True).stdout
+    except subprocess.CalledProcessError as err:
+        raise SystemExit(f"--before {revision!r}: git {args[0]} failed: {err.stderr.strip()}")
 
 
 def centre(x: torch.Tensor, margin: int) -> torch.Tensor:

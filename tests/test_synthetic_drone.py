@@ -15,10 +15,16 @@ import pytest
 import scipy.ndimage as ndi
 import torch
 
-from raw_drone import synthetic as syn
 from raw_drone.synthetic import MIN_CAR_FRACTION, TILE_SIZE, DroneSimulator
+from raw_drone.synthetic.canvas import _Canvas
+from raw_drone.synthetic.constants import _CAR_BODY_M, _CAR_SKY_REACH_M, GSD_M, PSF_SIGMA_PX, _m
+from raw_drone.synthetic.geometry import _car_cover, _car_edge_distance, _car_footprint, _window
+from raw_drone.synthetic.materials import _MAT
+from raw_drone.synthetic.optics import _camera_from_scene, _psf_mosaic
+from raw_drone.synthetic.records import _Ground
 from raw_isp import CAMERAS, SENSORS, StaticISP
 from raw_isp.isp.cfa import mosaic
+from raw_isp.isp.filters import gaussian_blur_numpy, gaussian_taps_numpy
 
 SENSOR = SENSORS["drone"]
 H, W = 768, 1024
@@ -70,7 +76,7 @@ def test_scene_shapes_dtypes_and_ranges(sim: DroneSimulator, scene0: dict) -> No
 def test_camera_matrix_inverts_the_drone_preset() -> None:
     """Scene radiance through camera RGB and the preset's white balance + colour matrix comes back."""
     cam = CAMERAS["drone"]
-    to_cam = syn._camera_from_scene()
+    to_cam = _camera_from_scene()
     exact = np.linalg.inv(np.asarray(cam.colour_matrix).reshape(3, 3)) / np.asarray(cam.white_balance)[:, None]
     assert np.all(exact >= 0), "the clip in _camera_from_scene must be a no-op"
     rgb = np.random.default_rng(1).uniform(0, 1, (3, 50))
@@ -79,13 +85,13 @@ def test_camera_matrix_inverts_the_drone_preset() -> None:
 
 
 def test_psf_is_gaussian_sigma_2_52_and_mosaic_is_rggb() -> None:
-    taps = syn._gaussian_taps(syn.PSF_SIGMA_PX).astype(np.float64)
+    taps = gaussian_taps_numpy(PSF_SIGMA_PX).astype(np.float64)
     x = np.arange(len(taps)) - len(taps) // 2
     assert taps.sum() == pytest.approx(1.0, abs=1e-6)
     assert math.sqrt((taps * x**2).sum()) == pytest.approx(2.52, rel=0.03)  # 3-sigma truncation
     cam = np.random.default_rng(0).uniform(0, 1, (3, 64, 96)).astype(np.float32)
-    reference = mosaic(syn._blur_reference(torch.from_numpy(cam))[None], "RGGB")[0].numpy()
-    np.testing.assert_allclose(syn._psf_mosaic(cam), reference, atol=1e-6)
+    reference = mosaic(torch.from_numpy(gaussian_blur_numpy(cam, PSF_SIGMA_PX))[None], "RGGB")[0].numpy()
+    np.testing.assert_allclose(_psf_mosaic(cam), reference, atol=1e-6)
 
 
 def test_geometry_mask_equals_rendered_mask(sim: DroneSimulator, scene0: dict) -> None:
@@ -315,7 +321,7 @@ def _inner_cars(lay, margin: float = 0.0) -> list:
     """Cars whose window (grown by ``margin`` px) lies wholly inside the frame."""
     out = []
     for car in lay.cars:
-        win = syn._window(lay, car.u, car.v, car.angle, car.length / 2 + margin, car.width / 2 + margin)
+        win = _window(lay, car.u, car.v, car.angle, car.length / 2 + margin, car.width / 2 + margin)
         if win is not None and win.rows.start > 0 and win.cols.start > 0 and win.rows.stop < lay.height \
                 and win.cols.stop < lay.width:
             out.append(car)
@@ -330,14 +336,14 @@ def test_car_outline_is_drawn_by_area_share() -> None:
     # Area of |x|^6 + |y|^6 <= 1 is 4 Gamma(7/6)^2 / Gamma(4/3).
     unit_area = 4 * math.gamma(7 / 6) ** 2 / math.gamma(4 / 3)
     for car in cars:
-        win = syn._window(lay, car.u, car.v, car.angle, car.length / 2, car.width / 2)
-        cover = syn._car_cover(lay, win, car)
-        fine = syn._car_cover(lay, win, car, n=32)  # a much finer count of the same area
+        win = _window(lay, car.u, car.v, car.angle, car.length / 2, car.width / 2)
+        cover = _car_cover(lay, win, car)
+        fine = _car_cover(lay, win, car, n=32)  # a much finer count of the same area
         assert np.abs(cover - fine).max() <= 2 / 16 + 1e-6
         assert cover.sum() == pytest.approx(unit_area * car.length * car.width / 4, rel=2e-3)
         partial = (cover > 0) & (cover < 1)
         assert partial.sum() > car.length  # the whole outline is shared, about 2 (L + W) pixels
-        footprint = syn._car_footprint(win, car)  # the mask's pixel-centre rule
+        footprint = _car_footprint(win, car)  # the mask's pixel-centre rule
         assert footprint[cover == 1].all() and not footprint[cover == 0].any()
 
 
@@ -345,22 +351,22 @@ def test_skylight_is_dimmed_beside_a_car() -> None:
     """Ground beside a car loses (1 - d / sqrt(d^2 + h^2)) / 2 of the skylight; the car's top none."""
     sim = DroneSimulator(seed=0, num_scenes=1, height=1024, width=1536)
     lay = sim._layout(0)
-    reach = syn._m(syn._CAR_SKY_REACH_M)
-    canvas = syn._Canvas(lay, np.random.default_rng(0))
+    reach = _m(_CAR_SKY_REACH_M)
+    canvas = _Canvas(lay, np.random.default_rng(0))
     assert np.all(canvas.sky == 1.0)
     for car in _inner_cars(lay, reach):
-        win = syn._window(lay, car.u, car.v, car.angle, car.length / 2 + reach, car.width / 2 + reach)
+        win = _window(lay, car.u, car.v, car.angle, car.length / 2 + reach, car.width / 2 + reach)
         if np.all(canvas.height[win.rows, win.cols] == 0):
             break
     else:
         pytest.fail("no car stands alone on open ground")
     canvas.paint_car(car)
     sky = canvas.sky[win.rows, win.cols]
-    d = np.maximum(-syn._car_edge_distance(win, car), 0) * syn.GSD_M
+    d = np.maximum(-_car_edge_distance(win, car), 0) * GSD_M
     ground = canvas.height[win.rows, win.cols] == 0
     np.testing.assert_array_equal(sky[~ground], 1.0)  # the car's top sees the open sky
     side = ground & (d > 0.1) & (d < 1.4)
-    h = syn._CAR_BODY_M
+    h = _CAR_BODY_M
     np.testing.assert_allclose(1 - sky[side], 0.5 * (1 - d[side] / np.sqrt(d[side] ** 2 + h**2)), atol=1e-5)
     assert (1 - sky[ground & (d < 0.2)]).min() > 0.35  # at the car's foot about half the sky is hidden
     assert np.all(canvas.sky[: win.rows.start] == 1.0)  # far away nothing changes
@@ -370,17 +376,17 @@ def test_painted_lines_keep_their_width_at_any_slant() -> None:
     """A 2-px stall line at a slant: every column crossing it holds the same amount of paint."""
     sim = DroneSimulator(seed=0, num_scenes=1, height=768, width=1024)
     lay = sim._layout(0)
-    bare = syn._Canvas(lay, np.random.default_rng(0)).paint_share
+    bare = _Canvas(lay, np.random.default_rng(0)).paint_share
     angle = 0.3 - lay.theta  # 0.3 rad from the image rows
     for u, v in ((x, y) for x in range(-300, 301, 60) for y in range(-200, 201, 50)):
-        patch = syn._Ground(float(u), float(v), angle, 60.0, 1.0, syn._MAT["paint"])
-        win = syn._window(lay, patch.u, patch.v, patch.angle, patch.hl, patch.hw)
+        patch = _Ground(float(u), float(v), angle, 60.0, 1.0, _MAT["paint"])
+        win = _window(lay, patch.u, patch.v, patch.angle, patch.hl, patch.hw)
         if win is not None and not bare[win.rows, win.cols].any() and win.rows.start > 0 and win.cols.start > 0:
             break
     else:
         pytest.fail("no paint-free place for the test line")
     lay_line = dataclasses.replace(lay, ground=[*lay.ground, patch])
-    share = syn._Canvas(lay_line, np.random.default_rng(0)).paint_share[win.rows, win.cols]
+    share = _Canvas(lay_line, np.random.default_rng(0)).paint_share[win.rows, win.cols]
     columns = share.sum(axis=0)
     body = columns[len(columns) // 2 - 40: len(columns) // 2 + 40]  # away from the line's ends
     assert body.mean() == pytest.approx(2.0 / math.cos(0.3), rel=0.02)
