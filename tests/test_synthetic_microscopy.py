@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 import torch
 
-import raw_microscopy.synthetic as synthetic
 from raw_isp import SENSORS
+from raw_isp.isp.filters import gaussian_blur_numpy
 from raw_microscopy.synthetic import (
     BACKGROUND_LEVEL,
     CLASS_COUNTS,
@@ -19,11 +19,18 @@ from raw_microscopy.synthetic import (
     LATERAL_COLOUR,
     NUM_SLIDES,
     PIXEL_UM,
+    PSF_SIGMA_PX,
+    WAVELENGTHS_NM,
     MicroscopySimulator,
     label_assignment,
     label_of,
     slide_of,
 )
+from raw_microscopy.synthetic import scene  # the optics read its LATERAL_COLOUR
+from raw_microscopy.synthetic.canvas import _Canvas
+from raw_microscopy.synthetic.constants import _STAIN_INDEX
+from raw_microscopy.synthetic.painters import PAINTERS
+from raw_microscopy.synthetic.simulator import _camera_pattern
 
 SENSOR = SENSORS["microscopy"]
 
@@ -140,7 +147,7 @@ def test_fixed_pattern_belongs_to_the_camera():
     np.testing.assert_array_equal(di[win_i], dj[win_j])
     # Fixed for the camera: the same from a fresh simulator, another seed's camera differs.
     np.testing.assert_array_equal(MicroscopySimulator(seed=0).sensor_pattern(0)[0], gain0)
-    assert not np.array_equal(synthetic._camera_pattern(1, FIELD_PX)[0], synthetic._camera_pattern(0, FIELD_PX)[0])
+    assert not np.array_equal(_camera_pattern(1, FIELD_PX)[0], _camera_pattern(0, FIELD_PX)[0])
 
 
 def test_smaller_frames_and_bad_arguments():
@@ -229,11 +236,11 @@ def test_slides_are_shared_and_every_class_is_spread_over_them():
 
 def test_a_granule_has_its_physical_size_and_mass():
     """One granule of 0.5 um is a Gaussian of sigma 0.37 x 5 px with the drawn peak density."""
-    canvas = synthetic._Canvas(256, np.random.default_rng(0))  # a 256-px frame: PIXEL_UM per pixel
+    canvas = _Canvas(256, np.random.default_rng(0))  # a 256-px frame: PIXEL_UM per pixel
     region = np.zeros((256, 256), dtype=np.float32)
     region[28:228, 28:228] = 1.0  # wide, so that the region's edge (which clips granules) is far
     assert canvas.granules("eos_granule", region, 0.5, 0.0, 0.0, (0.8, 0.8), count=1) == 1
-    d = canvas.density[synthetic._STAIN_INDEX["eos_granule"]].astype(np.float64)
+    d = canvas.density[_STAIN_INDEX["eos_granule"]].astype(np.float64)
     sigma = 0.37 * 0.5 / PIXEL_UM
     ys, xs = np.indices(d.shape)
     cy, cx = (d * ys).sum() / d.sum(), (d * xs).sum() / d.sum()
@@ -265,7 +272,7 @@ def test_lateral_colour_displaces_red_and_blue_about_the_axis(monkeypatch):
     # A crop far from the axis, where the displacement is largest.
     i = max(range(30), key=lambda k: np.hypot(*(np.array(sim.crop_origin(k)) + 128 - axis)))
     with_ca = sim.transmission(i)
-    monkeypatch.setattr(synthetic, "LATERAL_COLOUR", (0.0, 0.0, 0.0))
+    monkeypatch.setattr(scene, "LATERAL_COLOUR", (0.0, 0.0, 0.0))
     without = sim.transmission(i)
     np.testing.assert_array_equal(with_ca[1], without[1])
     origin = np.array(sim.crop_origin(i), dtype=np.float64)
@@ -283,19 +290,23 @@ def test_lateral_colour_displaces_red_and_blue_about_the_axis(monkeypatch):
 
 def test_psf_scales_with_the_wavelength(monkeypatch):
     """Each capture is blurred by a Gaussian of PSF_SIGMA_PX x wavelength / 525 nm (diffraction)."""
-    monkeypatch.setattr(synthetic, "LATERAL_COLOUR", (0.0, 0.0, 0.0))
+    monkeypatch.setattr(scene, "LATERAL_COLOUR", (0.0, 0.0, 0.0))
     sharp = MicroscopySimulator(seed=0, num_examples=2, psf_sigma=0.0).transmission(1)  # defocus only
     blurred = MicroscopySimulator(seed=0, num_examples=2).transmission(1)
     errors = []
-    for ch, nm in enumerate(synthetic.WAVELENGTHS_NM):
+    for ch, nm in enumerate(WAVELENGTHS_NM):
         # Gaussian blurs compose: blur(defocus) then blur(PSF) is the blur of their quadrature sum.
-        expected = synthetic.gaussian_blur(sharp[ch], synthetic.PSF_SIGMA_PX * nm / 525)
+        expected = gaussian_blur_numpy(sharp[ch], PSF_SIGMA_PX * nm / 525)
         errors.append(np.abs(expected - blurred[ch])[8:-8, 8:-8].max())
-        wrong = synthetic.gaussian_blur(sharp[ch], synthetic.PSF_SIGMA_PX)  # one PSF for all colours
+        wrong = gaussian_blur_numpy(sharp[ch], PSF_SIGMA_PX)  # one PSF for all colours
         if ch != 1:
             assert np.abs(wrong - blurred[ch])[8:-8, 8:-8].max() > 5 * errors[-1], (ch, errors)
     # Sampled, truncated Gaussians of sub-pixel sigma (the defocus) compose only to ~0.5 %.
     assert max(errors) < 6e-3, errors
+
+
+def test_every_class_has_one_painter():
+    assert sorted(PAINTERS) == sorted(CLASS_NAMES)
 
 
 def test_classes_render_their_stains():
