@@ -13,10 +13,12 @@ The subpackages follow the data flow, raw -> ISP -> model -> metrics -> drift re
 
 ``import raw_isp`` loads only the ISP core (torch, numpy, tifffile). The names that need
 transformers, datasets or evaluate (:class:`RawISPImageProcessor`, the subpackages ``models``,
-``training``, ``data``, ``metrics``, ``drift``) load on first use. ``AutoImageProcessor`` and
-``pipeline()`` learn the project's classes as soon as transformers loads its auto classes
-(:mod:`raw_isp._hooks`), so a saved model folder loads without ``trust_remote_code`` in any
-process that has run ``import raw_isp``.
+``training``, ``data``, ``metrics``, ``drift``) load on first use. Loading :mod:`raw_isp.models`
+(``import raw_isp.models``, or the first use of ``raw_isp.RawISPImageProcessor``) registers the
+project's classes with ``AutoImageProcessor`` and ``pipeline()``
+(:func:`raw_isp.models.registration.register`): do that before
+``AutoImageProcessor.from_pretrained(folder)`` or ``pipeline(..., model=folder)``. ``import
+raw_isp`` alone registers nothing; a folder then loads with ``trust_remote_code=True``.
 """
 
 from __future__ import annotations
@@ -44,7 +46,6 @@ from .isp import (
 )
 from .io import RawFileError, RawFrame, normalize_raw, read_raw, read_raw_with_pattern, write_dng, write_raw
 from .sensor import INTENSITY_RATIOS, SENSORS, SensorModel
-from . import _hooks
 
 __all__ = [
     "CAMERAS", "DEMOSAIC_METHODS", "ISP_VARIANTS", "PARAMETER_GROUPS", "PATTERNS", "STAGE_NAMES",
@@ -59,13 +60,11 @@ __all__ = [
 _LAZY = {"RawISPImageProcessor": "raw_isp.models.processor"}
 _SUBPACKAGES = ("isp", "data", "models", "training", "metrics", "drift", "explorer", "testing")
 
-_hooks.install()
-
 
 def __getattr__(name: str) -> Any:
     if name in _LAZY:
         return getattr(importlib.import_module(_LAZY[name]), name)
-    if name in _SUBPACKAGES or name in _hooks.MOVED:
+    if name in _SUBPACKAGES:
         return importlib.import_module(f"{__name__}.{name}")
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 

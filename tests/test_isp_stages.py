@@ -8,7 +8,7 @@ import skimage.color
 import skimage.filters
 import torch
 
-from raw_isp import cfa, color, filters
+from raw_isp.isp import cfa, color, filters
 
 RNG = np.random.default_rng(1234)
 

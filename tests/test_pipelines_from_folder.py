@@ -2,10 +2,10 @@
 "Do you wish to run the custom code? [y/N]".
 
 Each check runs in a fresh interpreter, because what is asked depends on what the process has
-imported: after ``import raw_isp`` both ``pipeline("image-classification")`` and
-``pipeline("raw-image-classification")`` load the folder without a prompt (with and without
-``image_processor=``); a process that never imports raw_isp loads it with
-``trust_remote_code=True``. ``builtins.input`` is replaced by a function that records the
+imported: after ``import raw_isp.models`` (the registration with transformers) both
+``pipeline("image-classification")`` and ``pipeline("raw-image-classification")`` load the
+folder without a prompt (with and without ``image_processor=``); a process that never imports
+raw_isp loads it with ``trust_remote_code=True``. ``builtins.input`` is replaced by a function that records the
 prompt and refuses, so any question fails the test (transformers would otherwise swallow the
 refusal: the video processor it asks about is optional).
 """
@@ -87,7 +87,7 @@ def run(script: str, *args: str, tmp_path) -> dict:
 
 
 AFTER_IMPORT = """
-import raw_isp  # the only thing the user did before
+import raw_isp.models  # the only thing the user did before: it registers with transformers
 import transformers
 
 folder, raw_path = sys.argv[1], sys.argv[2]
@@ -108,7 +108,7 @@ print("RESULT", json.dumps(results))
 """
 
 
-def test_no_prompt_after_import_raw_isp(folder, raw_file, tmp_path):
+def test_no_prompt_after_import_raw_isp_models(folder, raw_file, tmp_path):
     results = run(AFTER_IMPORT, str(folder), str(raw_file), tmp_path=tmp_path)
     label, score = expected_top(folder, raw_file)
     assert set(results) == {
@@ -122,12 +122,12 @@ def test_no_prompt_after_import_raw_isp(folder, raw_file, tmp_path):
         assert got["video_processor"] == "NoneType", key
         assert got["label"] == label and got["score"] == pytest.approx(score, abs=1e-5), key
     assert results["raw-image-classification/plain"]["pipeline"] == "RawImageClassificationPipeline"
-    # import raw_isp makes the raw-aware subclass run the standard task (it is the built-in one for other processors).
+    # raw_isp.models makes the raw-aware subclass run the standard task (it is the built-in one for other processors).
     assert results["image-classification/plain"]["pipeline"] == "RawImageClassificationPipeline"
 
 
 STALE = """
-import raw_isp
+import raw_isp.models
 import transformers
 
 folder = sys.argv[1]
@@ -147,7 +147,7 @@ print("RESULT", json.dumps(results))
 def test_the_video_note_is_what_prevents_the_prompt(folder, tmp_path):
     """Root cause, shown: without ``video_preprocessor_config.json`` (a folder saved before the
     fix) AutoVideoProcessor reads preprocessor_config.json, takes its auto_map for remote video
-    code and asks; the raw pipeline class (which runs both tasks after ``import raw_isp``) never
+    code and asks; the raw pipeline class (which runs both tasks after ``import raw_isp.models``) never
     loads a video processor, so it does not ask."""
     stale = tmp_path / "stale"
     shutil.copytree(folder, stale)

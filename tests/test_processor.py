@@ -241,7 +241,7 @@ def test_isp_and_camera_as_dicts_match_names():
 
 
 def test_static_isp_is_built_once_per_config_camera_device(monkeypatch):
-    import raw_isp.models.processor as processor_module
+    import raw_isp.models.isp_cache as cache_module
 
     built = []
 
@@ -250,8 +250,8 @@ def test_static_isp_is_built_once_per_config_camera_device(monkeypatch):
             built.append(args)
             super().__init__(*args, **kwargs)
 
-    monkeypatch.setattr(processor_module, "StaticISP", CountingISP)
-    processor_module._cached_isp.cache_clear()
+    monkeypatch.setattr(cache_module, "StaticISP", CountingISP)
+    cache_module._cached_isp.cache_clear()
     try:
         proc = RawISPImageProcessor(isp={"demosaic": "bilinear", "gamma": 2.4}, size=8)
         x = raws(2)
@@ -264,7 +264,7 @@ def test_static_isp_is_built_once_per_config_camera_device(monkeypatch):
         proc(x, camera="drone")
         assert len(built) == 2
     finally:
-        processor_module._cached_isp.cache_clear()
+        cache_module._cached_isp.cache_clear()
 
 
 def test_pickle_and_deepcopy_keep_settings(proc):
@@ -358,8 +358,9 @@ def test_from_pretrained_keyword_overrides(tmp_path):
 
 
 def test_auto_image_processor_in_a_fresh_process(tmp_path):
-    """Without ``import raw_isp`` the folder needs trust_remote_code (the saved shim imports the
-    installed package); the loaded class is then the package's own."""
+    """Without ``raw_isp.models`` loaded (nothing of raw_isp, or ``import raw_isp`` alone, which
+    loads no transformers) the folder needs trust_remote_code: the saved shim imports the
+    installed package, and the loaded class is then the package's own, registered from then on."""
     proc = _custom_processor()
     proc.save_pretrained(tmp_path / "proc")
     script = textwrap.dedent(
@@ -367,15 +368,21 @@ def test_auto_image_processor_in_a_fresh_process(tmp_path):
         import json, sys
         import transformers
         folder = sys.argv[1]
-        try:
-            transformers.AutoImageProcessor.from_pretrained(folder)
-            print("RESULT","loaded-without-trust")
-        except ValueError as e:
-            print("RESULT","needs-trust" if "trust_remote_code=True" in str(e) else "other-error: " + str(e))
+
+        def plain_load():
+            try:
+                transformers.AutoImageProcessor.from_pretrained(folder)
+                return "loaded-without-trust"
+            except ValueError as e:
+                return "needs-trust" if "trust_remote_code=True" in str(e) else "other-error: " + str(e)
+
+        print("RESULT", plain_load())
         print("RESULT","raw_isp-imported-before", "raw_isp" in sys.modules)
-        loaded = transformers.AutoImageProcessor.from_pretrained(folder, trust_remote_code=True)
         import raw_isp
+        print("RESULT", "after import raw_isp:", plain_load(), "raw_isp.models" in sys.modules)
+        loaded = transformers.AutoImageProcessor.from_pretrained(folder, trust_remote_code=True)
         print("RESULT","same-class", type(loaded) is raw_isp.RawISPImageProcessor)
+        print("RESULT", "after the shim:", plain_load())
         print("RESULT",json.dumps(loaded.to_dict(), sort_keys=True))
         """
     )
@@ -386,8 +393,11 @@ def test_auto_image_processor_in_a_fresh_process(tmp_path):
     )  # fmt: skip
     assert result.returncode == 0, result.stderr[-3000:]
     lines = [line.split("RESULT ", 1)[1] for line in result.stdout.splitlines() if "RESULT " in line]
-    assert lines[:3] == ["needs-trust", "raw_isp-imported-before False", "same-class True"]
-    assert json.loads(lines[3]) == proc.to_dict()
+    assert lines[:5] == [
+        "needs-trust", "raw_isp-imported-before False", "after import raw_isp: needs-trust False", "same-class True",
+        "after the shim: loaded-without-trust",
+    ]  # fmt: skip
+    assert json.loads(lines[5]) == proc.to_dict()
 
 
 # ---------------------------------------------------------------------- segmentation
@@ -483,7 +493,7 @@ def test_standard_pipeline_takes_the_raw_array_and_the_path(tmp_path, tiny_vit):
     raw, path = _write_tiff(tmp_path)
     proc = RawISPImageProcessor(size={"height": 32, "width": 32})
     pipe = transformers.pipeline("image-classification", model=tiny_vit, image_processor=proc)
-    # import raw_isp makes the raw-aware subclass run the standard task.
+    # Loading raw_isp.models makes the raw-aware subclass run the standard task.
     assert type(pipe) is RawImageClassificationPipeline and isinstance(pipe, transformers.ImageClassificationPipeline)
     result = pipe(raw_isp.read_raw(path), top_k=2)
     labels, scores = _expected_top(tiny_vit, proc, raw, 2)

@@ -2,10 +2,10 @@
 
 The standard pipeline decodes a path with PIL and converts it to 8-bit RGB before the image
 processor sees it, which destroys a 16-bit raw. This one hands its inputs to the
-:class:`~raw_isp.models.processor.RawISPImageProcessor` untouched. :func:`register_pipeline` adds
-the task name ``"raw-image-classification"`` to ``transformers.pipeline`` and makes this class the
-implementation of the standard ``"image-classification"`` task (done by :mod:`raw_isp._hooks` once
-transformers has loaded its pipelines).
+:class:`~raw_isp.models.processor.RawISPImageProcessor` untouched. When :mod:`raw_isp.models`
+loads, :func:`raw_isp.models.registration.register` adds the task name
+``"raw-image-classification"`` to ``transformers.pipeline`` and makes this class the
+implementation of the standard ``"image-classification"`` task.
 
 Why the standard task too: a raw model's folder is what HF users give to
 ``pipeline("image-classification", model=folder)``, and the built-in class neither takes
@@ -19,18 +19,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from transformers import AutoModelForImageClassification
 from transformers.image_processing_utils import BatchFeature
-from transformers.pipelines import PIPELINE_REGISTRY
 from transformers.pipelines.image_classification import ImageClassificationPipeline
 
 from .processor import RawISPImageProcessor
 
-__all__ = ["RawImageClassificationPipeline", "register_pipeline", "TASK"]
+__all__ = ["RawImageClassificationPipeline", "TASK", "STANDARD_TASK"]
 
 #: The task name registered with ``transformers.pipeline``.
 TASK = "raw-image-classification"
-#: The built-in task whose implementation :func:`register_pipeline` sets to the raw-aware class.
+#: The built-in task whose implementation the registration sets to the raw-aware class.
 STANDARD_TASK = "image-classification"
 
 
@@ -46,7 +44,7 @@ class RawImageClassificationPipeline(ImageClassificationPipeline):
     It never loads a video processor: ``pipeline()`` tries one for every pipeline class that
     leaves ``_load_video_processor`` unset (``ImageClassificationPipeline`` does), and on a folder
     whose processor has an ``auto_map`` that attempt asks whether to run custom code (see
-    ``raw_isp.models.processor._NO_VIDEO_NOTE``).
+    ``raw_isp.models.shim.NO_VIDEO_NOTE``).
     """
 
     _load_video_processor = False
@@ -70,27 +68,3 @@ class RawImageClassificationPipeline(ImageClassificationPipeline):
         inputs = self.image_processor(images=image, return_tensors="pt", device=device, intensity=intensity)
         return inputs.to(self.dtype) if self.dtype is not None else inputs
 
-
-def register_pipeline() -> None:
-    """Register the ``raw-image-classification`` task with ``transformers.pipeline`` and make
-    :class:`RawImageClassificationPipeline` run the standard ``image-classification`` task
-    (its model classes and default model kept; idempotent)."""
-    standard = PIPELINE_REGISTRY.supported_tasks.get(STANDARD_TASK)
-    if standard is not None and standard.get("impl") is not RawImageClassificationPipeline:
-        # Set in place rather than through register_pipeline, which would warn about overwriting
-        # and mark the class as Hub code (see below).
-        PIPELINE_REGISTRY.supported_tasks[STANDARD_TASK] = {**standard, "impl": RawImageClassificationPipeline}
-    if TASK in PIPELINE_REGISTRY.get_supported_tasks():
-        return
-    PIPELINE_REGISTRY.register_pipeline(
-        TASK, pipeline_class=RawImageClassificationPipeline, pt_model=AutoModelForImageClassification, type="image"
-    )
-    # The registry marks the class for export as Hub code: Pipeline.save_pretrained would then
-    # copy this module and the raw_isp modules it imports into the folder and write
-    # custom_pipelines into the model config. The code is an installed package, so save the
-    # pipeline like a built-in one (model + RawISPImageProcessor) instead.
-    if "_registered_impl" in vars(RawImageClassificationPipeline):
-        del RawImageClassificationPipeline._registered_impl
-
-
-register_pipeline()

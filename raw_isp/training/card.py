@@ -122,7 +122,7 @@ def _examples(args: RawTrainingArguments, learned: bool) -> list[str]:
     if not learned:
         auto = get_task(args.task).auto_class
         replay = [
-            "import raw_isp  # registers the raw image processor with transformers",
+            "import raw_isp.models  # registers the raw image processor with transformers",
             f"from transformers import AutoImageProcessor, {auto}",
             "",
             folder,
@@ -158,7 +158,7 @@ def model_card(args: RawTrainingArguments, result: Any, model: RawISPModel) -> s
     isp_params = sum(p.numel() for p in model.isp.parameters())
     learned = parse_isp(args.isp).kind == "learned"
     use = ("`load_raw_model(folder)` rebuilds the whole model, ISP included. The folder also loads with the "
-           "transformers Auto classes: `AutoImageProcessor.from_pretrained(folder)` (after `import raw_isp`, or "
+           "transformers Auto classes: `AutoImageProcessor.from_pretrained(folder)` (after `import raw_isp.models`, or "
            "with `trust_remote_code=True`) replays the training ISP exactly." if not learned else
            "The learned ISP is a network the image processor cannot run: `load_raw_model(folder)` rebuilds the "
            "whole model and restores the ISP from `isp.safetensors`.")
