@@ -23,18 +23,18 @@ calibration, never read as an intensity). The image processor and the pipelines 
 
 from __future__ import annotations
 
-import contextlib
 import json
 import math
 import numbers
 import os
-import secrets
 from pathlib import Path
 from typing import Any, BinaryIO, Callable
 
 import numpy as np
 import tifffile
 import torch
+
+from .atomic import atomic_write
 
 __all__ = [
     "RawFileError",
@@ -500,24 +500,12 @@ def _check_array_write(array: Any) -> np.ndarray:
 
 
 def _atomic_write(path: Path, write: Callable[[BinaryIO], None]) -> None:
-    """Write via a temporary file in the same folder and ``os.replace`` it onto ``path``."""
-    folder = path.parent
-    if not folder.is_dir():
-        raise RawFileError(path, f"folder {os.fspath(folder)!s} does not exist")
+    """:func:`raw_isp.atomic.atomic_write` with this module's errors for a bad destination."""
+    if not path.parent.is_dir():
+        raise RawFileError(path, f"folder {os.fspath(path.parent)!s} does not exist")
     if path.is_dir():
         raise RawFileError(path, "is a directory")
-    tmp = folder / f".{path.name}.{secrets.token_hex(6)}.tmp"
-    try:
-        # Exclusive create: honours the umask (unlike mkstemp's 0600) and never clobbers.
-        with open(tmp, "xb") as fh:
-            write(fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
+    atomic_write(path, write)
 
 
 def _intensity_to_write(array: Any, intensity: Any) -> float | None:

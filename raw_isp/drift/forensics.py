@@ -30,7 +30,6 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
 import torch
-import torch.nn.functional as F
 
 from ..metrics import classification_scores, confusion_matrix, segmentation_scores
 from ..metrics.ssim import ssim

@@ -13,7 +13,6 @@ that adversarial ISP (``AutoImageProcessor.from_pretrained(folder)``) and ``adve
 from __future__ import annotations
 
 import copy
-import json
 import shutil
 import time
 from pathlib import Path
@@ -21,6 +20,7 @@ from typing import Any, Sequence
 
 import torch
 
+from ..atomic import atomic_write
 from ..isp.config import CameraPreset, ISPConfig
 from ..isp.parametrized import ParametrizedISP
 from ..models.modeling import decode_raw, load_raw_model, parse_isp
@@ -29,7 +29,7 @@ from ..training.arguments import RawTrainingArguments
 from ..training.data import label_names, load_splits, make_loader
 from .forensics import AdversarialISPSearch, SearchResult
 from .plots import plot_sweep, plot_worst_case
-from .reports import check_report_dir, write_csv
+from .reports import check_report_dir, write_csv, write_json
 
 __all__ = [
     "DISTANCE_LABELS",
@@ -107,7 +107,7 @@ def save_adversarial(folder: Path, result: SearchResult, searcher: AdversarialIS
     record = {**row_of(result, ""), "reference_isp": info["isp"],
               "parameters": {n: t.tolist() for n, t in result.state.items()}}
     record.pop("processor")
-    (folder / "adversarial.json").write_text(json.dumps(record, indent=1) + "\n")
+    write_json(folder / "adversarial.json", record)
 
 
 def most_sensitive(results: Sequence[SearchResult]) -> tuple[str, float]:
@@ -146,7 +146,7 @@ def write_markdown(path: Path, summary: dict[str, Any], results: Sequence[Search
         f"`AutoImageProcessor.from_pretrained(\"{w['processor']}\")` (a folder beside this file).", "",
         "![attained metric against lambda](forensics.png)", "", "![worst case](worst_case.png)", "",
     ]
-    path.write_text("\n".join(lines))
+    atomic_write(path, "\n".join(lines))
 
 
 def run_forensics(model_dir: str | Path, output_dir: str | Path, settings: RawTrainingArguments, *,
@@ -208,7 +208,7 @@ def run_forensics(model_dir: str | Path, output_dir: str | Path, settings: RawTr
         "seconds": time.perf_counter() - start,
     }
     write_csv(out / "forensics.csv", rows, list(rows[0]))
-    (out / "forensics.json").write_text(json.dumps(summary, indent=1) + "\n")
+    write_json(out / "forensics.json", summary)
     write_markdown(out / "forensics.md", summary, results)
     log(f"most sensitive group: {sensitive} (mean {metric} over the lambda sweep {sensitive_mean:.4f})")
     log(f"worst case: {worst.group} at lambda {lambda_tag(worst.lam)}: {metric} {worst.clean:.4f} -> "

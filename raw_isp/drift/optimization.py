@@ -19,7 +19,6 @@ not overlap.
 from __future__ import annotations
 
 import dataclasses
-import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +26,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from ..atomic import atomic_write
 from ..metrics.bootstrap import LEVEL, N_BOOT, metric_function, percentile_interval, resample_indices
 from ..training.arguments import RawTrainingArguments
 from ..training.callbacks import MetricHistory
@@ -355,7 +355,7 @@ def write_report(output_dir: str | Path, base: RawTrainingArguments, records: li
     out.mkdir(parents=True, exist_ok=True)
     write_csv(out / "drift_optimization.csv", rows, FIELDS)
     write_json(out / "drift_optimization.json", summary)
-    (out / "drift_optimization.md").write_text(_markdown(summary))
+    atomic_write(out / "drift_optimization.md", _markdown(summary))
     plot_curves(out / "drift_optimization.png", metric, records, intensities,
                 f"{base.dataset}, {base.model_name_or_path}: validation {metric} per ISP"
                 + (" (mean over seeds, band: min-max)" if len(summary["seeds"]) > 1 else ""))

@@ -23,6 +23,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from ..atomic import atomic_write, publish_folder
 from ..isp.config import ISP_VARIANTS
 from ..metrics.bootstrap import LEVEL, N_BOOT, metric_function, percentile_interval, resample_indices
 from ..isp.corruptions import CORRUPTIONS
@@ -497,8 +498,6 @@ def write_report(out: Path, report: dict[str, Any], meta: dict[str, Any], moved:
     summary = report["summary"]
     files = pictures(report["cells"], summary, summary.get("metric", ""), tmp, meta["variants"],
                      meta["intensities"]) if summary else []
-    (tmp / "summary.md").write_text(_markdown(report, meta, files))
-    if out.exists():
-        shutil.rmtree(out)
-    tmp.rename(out)
+    atomic_write(tmp / "summary.md", _markdown(report, meta, files))
+    publish_folder(tmp, out)
     return files

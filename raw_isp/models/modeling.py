@@ -32,6 +32,7 @@ from typing import Any
 
 import torch
 
+from ..atomic import atomic_write, atomic_write_json
 from ..io import raw_to_unit
 from ..isp.config import ISP_VARIANTS, CameraPreset, ISPConfig
 from ..isp.parametrized import ParametrizedISP
@@ -421,7 +422,7 @@ def save_raw_model(model: RawISPModel, output_dir: str | os.PathLike, isp_spec: 
     ``model.*``) to write instead of the module's own, as ``transformers.Trainer`` passes them
     when the model is sharded (FSDP, DeepSpeed).
     """
-    from safetensors.torch import save_file
+    from safetensors.torch import save as save_safetensors
 
     from ..registry import get_task, guess_task
 
@@ -462,11 +463,9 @@ def save_raw_model(model: RawISPModel, output_dir: str | os.PathLike, isp_spec: 
         k[len("isp."):]: v for k, v in state_dict.items() if k.startswith("isp.")}
     state = {k: v.detach().contiguous().cpu() for k, v in isp_state.items()}
     if state:
-        save_file(state, str(out / ISP_WEIGHTS_NAME))
+        atomic_write(out / ISP_WEIGHTS_NAME, save_safetensors(state))
         written.append(str(out / ISP_WEIGHTS_NAME))
-    tmp = out / f"{ISP_CONFIG_NAME}.tmp"
-    tmp.write_text(json.dumps(info, indent=2) + "\n")
-    os.replace(tmp, out / ISP_CONFIG_NAME)
+    atomic_write_json(out / ISP_CONFIG_NAME, info)
     written.append(str(out / ISP_CONFIG_NAME))
     return written
 

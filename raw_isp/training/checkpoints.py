@@ -18,6 +18,8 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+from ..atomic import atomic_write_json, publish_folder
+
 __all__ = [
     "CHECKPOINT_PREFIX",
     "STATE_FILE",
@@ -119,9 +121,7 @@ def save_checkpoint(accelerator: Any, output_dir: str | os.PathLike, completed_s
 
             save_file({k: v.contiguous() for k, v in best_state.items()}, str(tmp / BEST_MODEL_FILE))
         state = {"completed_steps": completed_steps, "epoch": epoch, "history": history or [], "best": best}
-        (tmp / STATE_FILE).write_text(json.dumps(state) + "\n")
-        if final.exists():
-            shutil.rmtree(final)
-        os.replace(tmp, final)
+        atomic_write_json(tmp / STATE_FILE, state, indent=None)
+        publish_folder(tmp, final)
     accelerator.wait_for_everyone()
     return str(final)

@@ -25,6 +25,7 @@ import time
 from pathlib import Path
 from typing import Iterable
 
+from ..atomic import atomic_write_json
 from .arguments import OptionError
 
 __all__ = [
@@ -69,7 +70,7 @@ def mark_owned(folder: str | os.PathLike, what: str = "output") -> Path:
     root.mkdir(parents=True, exist_ok=True)
     marker = root / MARKER_NAME
     if not is_owned(root):
-        marker.write_text(json.dumps({"written_by": _SIGNATURE, "what": what, "created": time.time()}) + "\n")
+        atomic_write_json(marker, {"written_by": _SIGNATURE, "what": what, "created": time.time()}, indent=None)
     return marker
 
 

@@ -23,7 +23,6 @@ whose presence marks a finished run.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import shutil
@@ -31,6 +30,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from ..atomic import atomic_write, atomic_write_json
 from .arguments import TRAINING_ARGS_NAME, OptionError, RawTrainingArguments
 from .checkpoints import CHECKPOINT_PREFIX, find_checkpoint, list_checkpoints
 from .folders import MARKER_NAME, PROJECT_FILES, is_owned, lock_output_dir, mark_owned, unlock_output_dir, user_entries
@@ -196,10 +196,10 @@ def write_outputs(args: RawTrainingArguments, result: Any) -> None:
                            if k not in result.results})
     model = accelerator.unwrap_model(result.model)
     save_raw_model(model, out, args.isp, args.camera_name, task=args.task)
-    (out / HISTORY_NAME).write_text(json.dumps(result.history, indent=1) + "\n")
+    atomic_write_json(out / HISTORY_NAME, result.history, indent=1)
     args.to_json_file(out / TRAINING_ARGS_NAME)
-    (out / "README.md").write_text(model_card(args, result, model))
-    (out / RESULTS_NAME).write_text(json.dumps(result.results, indent=2) + "\n")
+    atomic_write(out / "README.md", model_card(args, result, model))
+    atomic_write_json(out / RESULTS_NAME, result.results)
     mark_owned(out, "training run")
     unlock_output_dir(out)
     if args.push_to_hub:
