@@ -34,7 +34,7 @@ from raw_isp.drift.forensics import DISTANCES, parse_groups
 from raw_isp.drift.forensics_report import reference_from_info, run_forensics
 from raw_isp.isp.parametrized import PARAMETER_GROUPS
 from raw_isp.models.modeling import ISP_CONFIG_NAME
-from raw_isp.training.arguments import OptionError, RawTrainingArguments
+from raw_isp.training.arguments import OptionError, RawTrainingArguments, number_list
 
 DEFAULT_LAMBDAS = "0,0.1,1,10,100"
 
@@ -65,22 +65,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def parse_lambdas(text: str) -> list[float]:
-    """``"0,0.1,1"`` -> ``[0.0, 0.1, 1.0]`` (repeats dropped); ValueError naming a bad value."""
-    out: list[float] = []
-    for part in (p.strip() for p in text.split(",")):
-        if not part:
-            continue
-        try:
-            value = float(part)
-        except ValueError:
-            raise ValueError(f"--lambdas: {part!r} is not a number") from None
-        if not math.isfinite(value) or value < 0:
-            raise ValueError(f"--lambdas: {part} must be a finite number >= 0")
-        if value not in out:
-            out.append(value)
-    if not out:
-        raise ValueError("--lambdas: give at least one value")
-    return out
+    """``"0,0.1,1"`` -> ``[0.0, 0.1, 1.0]`` (repeats dropped); OptionError naming a bad value."""
+    return number_list(text, "lambdas", float, lambda v: math.isfinite(v) and v >= 0, "must be a finite number >= 0")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

@@ -31,14 +31,14 @@ intensity, one curve per ISP: the mean over seeds with a min-max band).
 from __future__ import annotations
 
 import argparse
-import math
 import sys
 import time
 
 from raw_isp.drift.optimization import QUICK_DEFAULTS, plan_runs, train_runs, write_report
+from raw_isp.drift.reports import add_seed_options, check_seed_options
 from raw_isp.models.modeling import parse_isp
-from raw_isp.training.arguments import OptionError, parse_training_args
 from raw_isp.registry import TASKS
+from raw_isp.training.arguments import OptionError, intensity_list, option_items, parse_training_args
 
 DEFAULT_ISPS = "static:bi_s_ga,parametrized,learned"
 DEFAULT_INTENSITIES = "0.01,0.05"
@@ -60,33 +60,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--output_dir", default="outputs/drift_optimization")
     p.add_argument("--full", action="store_true",
                    help="train with the training scripts' defaults instead of the quick per-run budget")
-    p.add_argument("--seeds", default=None,
-                   help="comma-separated training seeds: one model per ISP, intensity and seed (default: --seed alone)")
-    p.add_argument("--n_boot", type=int, default=1000,
-                   help="bootstrap resamples of the test images for the 95%% intervals (0: none)")
-    p.add_argument("--bootstrap_seed", type=int, default=0, help="seed of the bootstrap resamples")
+    add_seed_options(p, "comma-separated training seeds: one model per ISP, intensity and seed (default: --seed alone)")
     return p
-
-
-def _split_list(text: str, name: str) -> list[str]:
-    items = [s.strip() for s in text.split(",") if s.strip()]
-    if not items:
-        raise ValueError(f"{name}: give at least one value")
-    return list(dict.fromkeys(items))
-
-
-def _intensities(text: str) -> list[float]:
-    out = []
-    for item in _split_list(text, "--intensities"):
-        try:
-            value = float(item)
-        except ValueError:
-            raise ValueError(f"--intensities: {item!r} is not a number") from None
-        if not (math.isfinite(value) and 0 < value <= 1):
-            raise ValueError(f"--intensities: {item} must be in (0, 1]")
-        if value not in out:
-            out.append(value)
-    return out
 
 
 def parse_args(argv: list[str] | None = None):
@@ -100,25 +75,15 @@ def parse_args(argv: list[str] | None = None):
                          "use --isps and --intensities")
         if name == "--seed" and args.seeds is not None:
             parser.error("--seed: give the training seeds with --seeds alone")
-    seeds = None
-    if args.seeds is not None:
-        try:
-            seeds = [int(s) for s in _split_list(args.seeds, "--seeds")]
-        except ValueError:
-            parser.error(f"--seeds: expected comma-separated integers, got {args.seeds!r}")
-    if args.n_boot < 0:
-        parser.error(f"--n_boot must be 0 (no intervals) or positive, got {args.n_boot}")
     try:
-        isps = [str(parse_isp(s)) for s in _split_list(args.isps, "--isps")]
-    except ValueError as err:
-        parser.error(f"--isps: {err}")
-    try:
-        intensities = _intensities(args.intensities)
-    except ValueError as err:
-        parser.error(str(err))
+        check_seed_options(args)
+        isps = list(dict.fromkeys(str(parse_isp(s)) for s in option_items(args.isps, "isps")))
+        intensities = intensity_list(args.intensities)
+    except ValueError as err:  # OptionError, or parse_isp's ValueError naming the spec
+        parser.error(str(err) if isinstance(err, OptionError) else f"--isps: {err}")
     base = parse_training_args(args.task, rest, **({} if args.full else QUICK_DEFAULTS[args.task]))
     try:
-        runs = plan_runs(base, isps, intensities, args.output_dir, seeds)
+        runs = plan_runs(base, isps, intensities, args.output_dir, args.seeds)
     except OptionError as err:
         parser.error(str(err))
     return args, base, runs

@@ -34,29 +34,11 @@ import argparse
 import sys
 from pathlib import Path
 
-from raw_isp.isp.corruptions import CORRUPTIONS
-from raw_isp.drift.reports import check_staging_dir
+from raw_isp.drift.reports import add_seed_options, check_model_folder, check_seed_options, check_staging_dir
 from raw_isp.drift.synthesis import synthesize
 from raw_isp.isp.config import ISP_VARIANTS
-from raw_isp.training.arguments import TRAINING_ARGS_NAME, OptionError
-
-
-def _csv_list(value: str, allowed, what: str) -> list:
-    items = [v.strip() for v in value.split(",") if v.strip()]
-    bad = [v for v in items if v not in allowed]
-    if bad or not items:
-        raise argparse.ArgumentTypeError(f"unknown {what} {bad or value!r}; expected some of {list(allowed)}")
-    return items
-
-
-def _floats(value: str) -> list[float]:
-    try:
-        out = [float(v) for v in value.split(",") if v.strip()]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {value!r}") from None
-    if not out or any(not 0 < v <= 1 for v in out):
-        raise argparse.ArgumentTypeError(f"intensities must be in (0, 1], got {value!r}")
-    return out
+from raw_isp.isp.corruptions import CORRUPTIONS
+from raw_isp.training.arguments import OptionError, intensity_list, name_list, number_list, option_items
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -64,9 +46,8 @@ def build_parser() -> argparse.ArgumentParser:
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--model", default="outputs/classification", help="a training output folder")
     p.add_argument("--split", default="test", choices=("test", "validation", "train"))
-    p.add_argument("--variants", type=lambda v: _csv_list(v, ISP_VARIANTS, "variant"),
-                   default=list(ISP_VARIANTS), help="test variants (comma-separated)")
-    p.add_argument("--intensities", type=_floats, default=None,
+    p.add_argument("--variants", default="all", help="test variants (comma-separated, or 'all')")
+    p.add_argument("--intensities", default=None,
                    help="comma-separated ratios (default: every captured intensity of the dataset)")
     p.add_argument("--corruptions", default=",".join(CORRUPTIONS),
                    help="comma-separated corruptions for the augmentation baseline, or 'none'")
@@ -79,12 +60,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--labels", default=None,
                    help="comma-separated names of --model and the --compare models (default: 'model' alone, "
                    "else the folder names)")
-    p.add_argument("--seeds", default=None,
-                   help="comma-separated training seeds; a folder stands for its own seed, each other seed trains "
-                   "one more model with its settings")
-    p.add_argument("--n_boot", type=int, default=1000,
-                   help="bootstrap resamples of the test images for the 95%% intervals (0: none)")
-    p.add_argument("--bootstrap_seed", type=int, default=0, help="seed of the bootstrap resamples")
+    add_seed_options(p, "comma-separated training seeds; a folder stands for its own seed, each other seed trains "
+                     "one more model with its settings")
     p.add_argument("--per_device_eval_batch_size", type=int, default=64)
     p.add_argument("--max_eval_samples", type=int, default=None, help="use only the first N test images per intensity")
     p.add_argument("--data_dir", default=None, help="override the model's data folder (a local copy of the real data)")
@@ -99,53 +76,39 @@ def build_parser() -> argparse.ArgumentParser:
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = build_parser()
     args = parser.parse_args(argv)
-    model_dir = Path(args.model)
-    if not (model_dir / TRAINING_ARGS_NAME).is_file() or not (model_dir / "isp_config.json").is_file():
-        parser.error(f"--model {model_dir}: not a training output folder (no {TRAINING_ARGS_NAME} / isp_config.json)")
-    if args.data_dir is not None and not Path(args.data_dir).exists():
-        parser.error(f"--data_dir {args.data_dir}: no such file or folder")
-    if args.corruptions.strip().lower() == "none":
-        args.corruptions = []
-    else:
-        try:
-            args.corruptions = _csv_list(args.corruptions, CORRUPTIONS, "corruption")
-        except argparse.ArgumentTypeError as err:
-            parser.error(f"--corruptions: {err}")
     try:
-        args.severities = [int(s) for s in args.severities.split(",")]
-    except ValueError:
-        parser.error(f"--severities: expected comma-separated integers 1-5, got {args.severities!r}")
-    if any(not 1 <= s <= 5 for s in args.severities):
-        parser.error(f"--severities must be in 1..5, got {args.severities}")
-    if args.train_variants is not None:
-        tv = args.train_variants
-        try:
-            args.train_variants = list(ISP_VARIANTS) if tv == "all" else _csv_list(tv, ISP_VARIANTS, "variant")
-        except argparse.ArgumentTypeError as err:
-            parser.error(f"--train_variants: {err}")
-    for folder in args.compare:
-        if not (Path(folder) / TRAINING_ARGS_NAME).is_file() or not (Path(folder) / "isp_config.json").is_file():
-            parser.error(f"--compare {folder}: not a training output folder (no {TRAINING_ARGS_NAME} / isp_config.json)")
-    if args.labels is not None:
-        args.labels = [v.strip() for v in args.labels.split(",")]
-        if len(args.labels) != 1 + len(args.compare):
-            parser.error(f"--labels: give {1 + len(args.compare)} names (--model and each --compare folder), "
-                         f"got {len(args.labels)}")
-    if args.seeds is not None:
-        try:
-            args.seeds = list(dict.fromkeys(int(v) for v in args.seeds.split(",") if v.strip()))
-        except ValueError:
-            parser.error(f"--seeds: expected comma-separated integers, got {args.seeds!r}")
-        if not args.seeds:
-            parser.error("--seeds: give at least one seed")
-    if args.n_boot < 0:
-        parser.error(f"--n_boot must be 0 (no intervals) or positive, got {args.n_boot}")
+        _check(args)
+    except OptionError as err:
+        parser.error(str(err))
     for name in ("per_device_eval_batch_size", "max_eval_samples"):
         value = getattr(args, name)
         if value is not None and value <= 0:
             parser.error(f"--{name} must be a positive integer, got {value}")
-    args.output_dir = args.output_dir or str(model_dir / "drift_synthesis")
+    args.output_dir = args.output_dir or str(Path(args.model) / "drift_synthesis")
     return args
+
+
+def _check(args: argparse.Namespace) -> None:
+    """Parse the list options in place; OptionError naming the option."""
+    check_model_folder(args.model)
+    if args.data_dir is not None and not Path(args.data_dir).exists():
+        raise OptionError(f"--data_dir {args.data_dir}: no such file or folder")
+    args.variants = list(name_list(args.variants, "variants", ISP_VARIANTS))
+    if args.intensities is not None:
+        args.intensities = intensity_list(args.intensities)
+    none = args.corruptions.strip().lower() == "none"
+    args.corruptions = [] if none else list(name_list(args.corruptions, "corruptions", CORRUPTIONS))
+    args.severities = number_list(args.severities, "severities", int, lambda s: 1 <= s <= 5, "must be in 1..5")
+    if args.train_variants is not None:
+        args.train_variants = list(name_list(args.train_variants, "train_variants", ISP_VARIANTS))
+    for folder in args.compare:
+        check_model_folder(folder, "--compare")
+    if args.labels is not None:
+        args.labels = option_items(args.labels, "labels")
+        if len(args.labels) != 1 + len(args.compare):
+            raise OptionError(f"--labels: give {1 + len(args.compare)} names (--model and each --compare folder), "
+                              f"got {len(args.labels)}")
+    check_seed_options(args)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -83,7 +83,8 @@ def test_end_to_end_writes_curves_for_every_run(drift_optimization, tmp_path, ca
     (["--task", "segmentation", "--dataset", "raw_microscopy"], "Raw-Microscopy has no segmentation task"),
     (["--no_such_option", "1"], "--no_such_option"),
     (["--seeds", "0,1", "--seed", "3"], "--seed: give the training seeds with --seeds alone"),
-    (["--seeds", "0,x"], "--seeds: expected comma-separated integers"),
+    (["--seeds", "0,x"], "--seeds: 'x' is not an integer"),
+    (["--seeds", "0,,1"], "--seeds '0,,1': expected comma-separated values without empty entries"),
     (["--n_boot", "-1"], "--n_boot must be 0 (no intervals) or positive"),
 ])
 def test_bad_arguments_fail_before_training(drift_optimization, tmp_path, capsys, argv, message):

@@ -113,10 +113,13 @@ def test_summary_of_a_hand_made_grid():
 
 
 @pytest.mark.parametrize("argv, message", [
-    (["--variants", "xx_s_ga"], "unknown variant"),
-    (["--corruptions", "fog"], "unknown corruption"),
-    (["--severities", "0,6"], "--severities must be in 1..5"),
-    (["--intensities", "2"], "intensities must be in (0, 1]"),
+    (["--variants", "xx_s_ga"], "--variants: unknown 'xx_s_ga'; expected 'all' or some of bi_s_ga"),
+    (["--corruptions", "fog"], "--corruptions: unknown 'fog'"),
+    (["--severities", "0,6"], "--severities: 0 must be in 1..5"),
+    (["--intensities", "2"], "--intensities: 2 must be in (0, 1]"),
+    (["--seeds", "1,y"], "--seeds: 'y' is not an integer"),
+    (["--n_boot", "-2"], "--n_boot must be 0 (no intervals) or positive"),
+    (["--compare", "nowhere"], "--compare nowhere: not a training output folder (no training_args.json / isp_config.json)"),
 ])
 def test_bad_arguments(drift_synthesis, trained, argv, message, capsys):
     with pytest.raises(SystemExit):

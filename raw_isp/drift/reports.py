@@ -10,13 +10,14 @@ the user's and refused (:func:`check_staging_dir`).
 from __future__ import annotations
 
 import csv
-import json
+import io
 import math
 import os
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
-from ..training.arguments import OptionError
+from ..atomic import atomic_write, atomic_write_json
+from ..training.arguments import TRAINING_ARGS_NAME, OptionError, number_list
 from ..training.folders import PROJECT_FILES, describe, is_owned, user_entries
 
 __all__ = ["check_report_dir", "check_staging_dir", "staging_dir", "write_csv", "write_json", "plain_json"]
@@ -56,10 +57,11 @@ def check_staging_dir(path: str | os.PathLike, option: str = "--output_dir") -> 
 def write_csv(path: str | os.PathLike, rows: Sequence[dict[str, Any]], fields: Sequence[str]) -> None:
     """``rows`` as a CSV table with the columns ``fields``; None becomes an empty cell, an
     infinite number ``inf`` / ``-inf``."""
-    with open(path, "w", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=list(fields))
-        writer.writeheader()
-        writer.writerows({k: ("" if v is None else v) for k, v in row.items()} for row in rows)
+    text = io.StringIO(newline="")
+    writer = csv.DictWriter(text, fieldnames=list(fields))
+    writer.writeheader()
+    writer.writerows({k: ("" if v is None else v) for k, v in row.items()} for row in rows)
+    atomic_write(path, text.getvalue())
 
 
 def plain_json(value: Any) -> Any:
@@ -79,4 +81,32 @@ def plain_json(value: Any) -> Any:
 
 def write_json(path: str | os.PathLike, value: Any) -> None:
     """``value`` as strict JSON (:func:`plain_json`), one key per line at the top level."""
-    Path(path).write_text(json.dumps(plain_json(value), indent=1, allow_nan=False) + "\n")
+    atomic_write_json(path, plain_json(value), indent=1, allow_nan=False)
+
+
+def add_seed_options(parser: Any, seeds_help: str) -> None:
+    """The drift scripts' ``--seeds`` (comma-separated training seeds), ``--n_boot`` and
+    ``--bootstrap_seed`` options, on an ``argparse`` parser; :func:`check_seed_options` reads them."""
+    parser.add_argument("--seeds", default=None, help=seeds_help)
+    parser.add_argument("--n_boot", type=int, default=1000,
+                        help="bootstrap resamples of the test images for the 95%% intervals (0: none)")
+    parser.add_argument("--bootstrap_seed", type=int, default=0, help="seed of the bootstrap resamples")
+
+
+def check_seed_options(args: Any) -> None:
+    """Parse ``args.seeds`` into a list of ints (None stays None) and check ``args.n_boot``;
+    :class:`OptionError` naming the option otherwise."""
+    if args.seeds is not None:
+        args.seeds = number_list(args.seeds, "seeds", int)
+    if args.n_boot < 0:
+        raise OptionError(f"--n_boot must be 0 (no intervals) or positive, got {args.n_boot}")
+
+
+def check_model_folder(folder: str | os.PathLike, option: str = "--model") -> None:
+    """:class:`OptionError` unless ``folder`` is a training output folder (its training settings
+    and its ISP's record)."""
+    from ..models.modeling import ISP_CONFIG_NAME
+
+    names = (TRAINING_ARGS_NAME, ISP_CONFIG_NAME)
+    if not all((Path(folder) / name).is_file() for name in names):
+        raise OptionError(f"{option} {folder}: not a training output folder (no {' / '.join(names)})")

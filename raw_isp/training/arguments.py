@@ -19,8 +19,10 @@ import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from collections.abc import Callable, Sequence
 from typing import Any, Literal, Optional
 
+from ..atomic import atomic_write_json
 from ..isp.config import CAMERAS, ISP_VARIANTS
 from ..isp.exposure import EXPOSURE_MODES
 from ..registry import DATASETS, TASKS, get_dataset, get_task
@@ -32,6 +34,10 @@ __all__ = [
     "TRAINING_ARGS_NAME",
     "build_parser",
     "parse_training_args",
+    "option_items",
+    "number_list",
+    "name_list",
+    "intensity_list",
 ]
 
 logger = logging.getLogger(__name__)
@@ -284,14 +290,14 @@ class RawTrainingArguments:
         if self.exposure not in ("none",) + EXPOSURE_MODES:
             raise OptionError(f"--exposure {self.exposure!r}: expected none, {' or '.join(EXPOSURE_MODES)}")
         if self.train_intensities is not None:
-            ratios = _number_list(self.train_intensities, "train_intensities", float)
+            ratios = number_list(self.train_intensities, "train_intensities", float)
             bad = [r for r in ratios if not (math.isfinite(r) and 0.0 < r <= 1.0)]
             if bad:
                 raise OptionError(f"--train_intensities: ratios must be in (0, 1] (thinning only removes light), "
                                   f"got {bad[0]:g}")
             self.train_intensities = ",".join(format(r, "g") for r in ratios)
         if self.train_isp_variants is not None:
-            variants = _name_list(self.train_isp_variants, "train_isp_variants", ISP_VARIANTS)
+            variants = name_list(self.train_isp_variants, "train_isp_variants", ISP_VARIANTS)
             if parse_isp(self.isp).kind != "static":
                 raise OptionError(f"--train_isp_variants: needs a static --isp (the ISP of validation, test and the "
                                   f"saved model), got --isp {self.isp}")
@@ -299,9 +305,9 @@ class RawTrainingArguments:
         if self.corruption_augment is not None:
             from ..isp.corruptions import CORRUPTIONS
 
-            names = _name_list(self.corruption_augment, "corruption_augment", CORRUPTIONS)
+            names = name_list(self.corruption_augment, "corruption_augment", CORRUPTIONS)
             self.corruption_augment = "all" if names == CORRUPTIONS else ",".join(names)
-        severities = _number_list(self.corruption_severities, "corruption_severities", int)
+        severities = number_list(self.corruption_severities, "corruption_severities", int)
         if any(not 1 <= v <= 5 for v in severities):
             raise OptionError(f"--corruption_severities: severities are 1..5, got {self.corruption_severities!r}")
         self.corruption_severities = ",".join(str(v) for v in severities)
@@ -413,10 +419,7 @@ class RawTrainingArguments:
 
     def to_json_file(self, path: str | os.PathLike) -> None:
         """Write :meth:`to_dict` as JSON (via a temporary file, so a reader never sees half of it)."""
-        path = Path(path)
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(json.dumps(self.to_dict(), indent=2) + "\n")
-        os.replace(tmp, path)
+        atomic_write_json(path, self.to_dict())
 
     @classmethod
     def from_json_file(cls, path: str | os.PathLike, **overrides: Any) -> "RawTrainingArguments":
@@ -454,8 +457,9 @@ class RawTrainingArguments:
         return cls.from_json_file(path, **overrides)
 
 
-def _items(value: Any, name: str) -> list[str]:
-    """The items of a comma-separated option (a list or tuple is taken as it is, e.g. from Python)."""
+def option_items(value: Any, name: str) -> list[str]:
+    """The items of a comma-separated option ``--<name>`` (a list or tuple is taken as it is,
+    e.g. from Python); :class:`OptionError` for an empty entry."""
     items = [str(v).strip() for v in value] if isinstance(value, (list, tuple)) else str(value).split(",")
     items = [v.strip() for v in items]
     if not items or any(not v for v in items):
@@ -463,28 +467,40 @@ def _items(value: Any, name: str) -> list[str]:
     return items
 
 
-def _number_list(value: Any, name: str, kind: type) -> list:
-    """A comma-separated list of numbers (``kind``: int or float), in the order given, repeats dropped."""
+def number_list(value: Any, name: str, kind: type = float, valid: Callable[[Any], bool] | None = None,
+                rule: str = "") -> list:
+    """A comma-separated list of numbers (``kind``: int or float) for ``--<name>``, in the order
+    given, repeats dropped. ``valid``: a check of each number; a number it refuses raises
+    :class:`OptionError` ``--<name>: <number> <rule>`` (e.g. rule "must be in (0, 1]")."""
     out = []
-    for item in _items(value, name):
+    for item in option_items(value, name):
         try:
             number = kind(item)
         except ValueError:
             raise OptionError(f"--{name}: {item!r} is not {'an integer' if kind is int else 'a number'}") from None
+        if valid is not None and not valid(number):
+            raise OptionError(f"--{name}: {item} {rule}".rstrip())
         if number not in out:
             out.append(number)
     return out
 
 
-def _name_list(value: Any, name: str, choices: tuple[str, ...]) -> tuple[str, ...]:
-    """'all' (every choice, in their order) or a comma-separated list of choices, repeats dropped."""
-    items = _items(value, name)
-    if items == ["all"]:
+def name_list(value: Any, name: str, choices: Sequence[str], allow_all: bool = True) -> tuple[str, ...]:
+    """'all' (every choice, in their order; when ``allow_all``) or a comma-separated list of
+    choices for ``--<name>``, repeats dropped; :class:`OptionError` naming an unknown one."""
+    items = option_items(value, name)
+    if allow_all and items == ["all"]:
         return tuple(choices)
     unknown = [v for v in items if v not in choices]
     if unknown:
-        raise OptionError(f"--{name}: unknown {unknown[0]!r}; expected 'all' or some of {', '.join(choices)}")
+        expected = ("'all' or some of " if allow_all else "some of ") + ", ".join(choices)
+        raise OptionError(f"--{name}: unknown {unknown[0]!r}; expected {expected}")
     return tuple(dict.fromkeys(items))
+
+
+def intensity_list(value: Any, name: str = "intensities") -> list[float]:
+    """Light intensity ratios in (0, 1] for ``--<name>`` (comma-separated), repeats dropped."""
+    return number_list(value, name, float, lambda r: math.isfinite(r) and 0 < r <= 1, "must be in (0, 1]")
 
 
 def _positive(args: RawTrainingArguments, *names: str) -> None:
