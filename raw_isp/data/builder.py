@@ -421,10 +421,6 @@ class RawDatasetBuilder(datasets.GeneratorBasedBuilder):
             return (float(c.intensity) if c.intensity is not None else 1.0,)
         return (c.ratio,) if c.ratio is not None else tuple(float(r) for r in self.INTENSITIES)
 
-    def _ratio_of_tag(self, ratios: Sequence[float] | None = None) -> dict[str, float]:
-        """``{"100": 1.0, ...}`` for ``ratios`` (default: every intensity of the dataset)."""
-        return {intensity_tag(r): float(r) for r in (self.INTENSITIES if ratios is None else ratios)}
-
     def _large_synthetic(self) -> bool:
         """Whether the synthetic source is big enough to be worth several processes."""
         return False

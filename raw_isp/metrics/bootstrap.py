@@ -66,9 +66,6 @@ class Interval:
         """True when the whole interval lies on one side of 0 (for differences)."""
         return bool(self.low > 0 or self.high < 0)
 
-    def as_dict(self, prefix: str = "") -> dict[str, float]:
-        return {f"{prefix}value": self.value, f"{prefix}ci_low": self.low, f"{prefix}ci_high": self.high}
-
 
 def per_sample_confusions(references: Sequence[int] | np.ndarray, predictions: Sequence[int] | np.ndarray,
                           num_labels: int) -> np.ndarray:
