@@ -20,6 +20,12 @@ def load_script(name: str):
 
 
 @pytest.fixture(scope="module")
+def cache(tmp_path_factory) -> str:
+    """A fresh ``datasets`` cache folder per test module (the datasets it builds stay within it)."""
+    return str(tmp_path_factory.mktemp("hf_cache"))
+
+
+@pytest.fixture(scope="module")
 def script():
     """``script("drift_synthesis")``: a command-line script as a module (:func:`load_script`)."""
     return load_script

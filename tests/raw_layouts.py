@@ -149,6 +149,35 @@ def check_drone_tiles(ds, frames: dict, ratio: float = 1.0) -> int:
 # ----------------------------------------------------------------------------- a fake Zenodo
 
 
+class LoopbackServer:
+    """The tests' one HTTP server: threaded, on 127.0.0.1 at a free port, answering with
+    ``handler`` (a ``BaseHTTPRequestHandler`` class or factory); :meth:`close` stops it."""
+
+    def __init__(self, handler) -> None:
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self.httpd.daemon_threads = True
+        self.httpd.timeout = 5
+        self.thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+        self.thread.start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.httpd.server_address[1]}"
+
+    def close(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+        self.thread.join(timeout=5)
+
+
+class QuietFileHandler(http.server.SimpleHTTPRequestHandler):
+    """Serves a folder's files (``functools.partial(QuietFileHandler, directory=...)``) without
+    logging each request."""
+
+    def log_message(self, *args) -> None:
+        pass
+
+
 class FakeZenodo:
     """The Zenodo REST API on 127.0.0.1: ``GET {api}/records/<id>`` lists the files of a record
     (key, size, ``md5:`` checksum, ``links.self``), ``GET {api}/records/<id>/files/<key>/content``
@@ -177,18 +206,14 @@ class FakeZenodo:
             def do_GET(self) -> None:
                 owner._answer(self, head=False)
 
-        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.httpd.daemon_threads = True
-        self.thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-        self.thread.start()
+        self.server = LoopbackServer(Handler)
 
     @property
     def api(self) -> str:
-        return f"http://127.0.0.1:{self.httpd.server_address[1]}/api"
+        return f"{self.server.url}/api"
 
     def close(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
+        self.server.close()
 
     def publish(self, record: str, files: dict[str, bytes], faults: dict[str, dict] | None = None) -> str:
         """Serve ``files`` (key -> bytes) as record ``record``, with ``faults`` per key."""

@@ -16,11 +16,6 @@ DRONE = dict(num_scenes=7, frame_height=512, frame_width=512)
 
 
 @pytest.fixture(scope="module")
-def cache(tmp_path_factory):
-    return str(tmp_path_factory.mktemp("rows_cache"))
-
-
-@pytest.fixture(scope="module")
 def cells(cache):
     return raw_microscopy.load_dataset("raw-100", num_examples=12, cache_dir=cache)
 

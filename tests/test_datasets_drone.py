@@ -21,11 +21,6 @@ INTENSITIES = raw_drone.INTENSITIES
 
 
 @pytest.fixture(scope="module")
-def cache(tmp_path_factory) -> str:
-    return str(tmp_path_factory.mktemp("hf_cache"))
-
-
-@pytest.fixture(scope="module")
 def sim() -> DroneSimulator:
     return DroneSimulator(seed=0, num_scenes=6, height=512, width=1024)
 

@@ -23,11 +23,6 @@ N = 24
 
 
 @pytest.fixture(scope="module")
-def cache(tmp_path_factory) -> str:
-    return str(tmp_path_factory.mktemp("hf_cache"))
-
-
-@pytest.fixture(scope="module")
 def raw_all(cache: str) -> datasets.DatasetDict:
     return raw_microscopy.load_dataset("raw", num_examples=N, cache_dir=cache)
 

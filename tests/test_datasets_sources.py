@@ -9,11 +9,9 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import http.server
 import json
 import os
 import shutil
-import threading
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -26,7 +24,8 @@ import raw_drone
 import raw_microscopy
 from raw_isp import write_raw
 from raw_isp.data.archive import SourceError
-from raw_layouts import RATIOS, check_against_files, write_drone_frames, write_microscopy, zip_folder
+from raw_layouts import (RATIOS, LoopbackServer, QuietFileHandler, check_against_files, write_drone_frames,
+                         write_microscopy, zip_folder)
 from raw_microscopy.builder import BROKEN_FILES, LABEL_FILE
 
 # Tiny sets leave a split empty now and then; the builders say so with a warning.
@@ -174,24 +173,14 @@ def test_drone_local_pretiled_and_errors(tmp_path: Path) -> None:
 # ----------------------------------------------------------------------------- zenodo over loopback HTTP
 
 
-class _QuietHandler(http.server.SimpleHTTPRequestHandler):
-    def log_message(self, *args) -> None:  # keep the test output clean
-        pass
-
-
 @pytest.fixture(scope="module")
 def server(tmp_path_factory) -> Iterator[tuple[str, Path]]:
     root = tmp_path_factory.mktemp("served")
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(_QuietHandler, directory=str(root)))
-    httpd.timeout = 5
-    thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
+    served = LoopbackServer(functools.partial(QuietFileHandler, directory=str(root)))
     try:
-        yield f"http://127.0.0.1:{httpd.server_address[1]}", root
+        yield served.url, root
     finally:
-        httpd.shutdown()
-        httpd.server_close()
-        thread.join(timeout=5)
+        served.close()
 
 
 def publish(server: tuple[str, Path], name: str, data: bytes, manifest_dir: Path, size=True, sha=True,

@@ -12,11 +12,6 @@ DRONE = ["--num_scenes", "10", "--frame_size", "512", "512", "--num_examples", "
 
 
 @pytest.fixture(scope="module")
-def cache(tmp_path_factory):
-    return str(tmp_path_factory.mktemp("hf_cache"))
-
-
-@pytest.fixture(scope="module")
 def segmenter(tmp_path_factory, cache):
     out = tmp_path_factory.mktemp("drone") / "seg"
     assert train_main("segmentation", ["--output_dir", str(out), "--cache_dir", cache, *DRONE,

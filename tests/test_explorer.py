@@ -22,11 +22,6 @@ def one_thread():
 
 
 @pytest.fixture(scope="module")
-def cache(tmp_path_factory):
-    return str(tmp_path_factory.mktemp("hf_cache"))
-
-
-@pytest.fixture(scope="module")
 def ex(cache):
     return E.Explorer(E.ExampleSource(cache_dir=cache, num_examples=60, num_tiles=16))
 

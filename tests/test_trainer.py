@@ -22,11 +22,6 @@ from raw_isp.training.trainer import (RawDataCollator, RawISPTrainer, compute_me
 
 
 @pytest.fixture(scope="module")
-def cache(tmp_path_factory):
-    return str(tmp_path_factory.mktemp("hf_cache"))
-
-
-@pytest.fixture(scope="module")
 def cells(cache):
     splits = raw_microscopy.load_dataset("raw", num_examples=20, cache_dir=cache)
     return {"train": splits["train"].select(range(32)), "validation": splits["validation"].select(range(12))}

@@ -25,11 +25,6 @@ DRONE = ["--num_scenes", "10", "--frame_size", "512", "512", "--num_examples", "
          "--per_device_eval_batch_size", "3", "--logging_steps", "1"]
 
 
-@pytest.fixture(scope="module")
-def cache(tmp_path_factory):
-    return str(tmp_path_factory.mktemp("hf_cache"))
-
-
 def run(task, out, cache, *extra):
     argv = ["--output_dir", str(out), "--cache_dir", cache, *extra]
     assert train_main(task, argv) == 0

@@ -20,11 +20,6 @@ MICRO = ["--num_examples", "60", "--model_name_or_path", "vit-micro", "--per_dev
          "--per_device_eval_batch_size", "6", "--max_train_steps", "1"]
 
 
-@pytest.fixture(scope="module")
-def cache(tmp_path_factory):
-    return str(tmp_path_factory.mktemp("hf_cache"))
-
-
 def earlier_run(folder: Path) -> None:
     """A finished run (raw_isp's marker included) with a checkpoint, and a file of the user's."""
     (folder / "step_99").mkdir(parents=True)

@@ -17,7 +17,7 @@ from raw_isp.training.loop import build_model, dice_loss, task_loss
 from raw_isp.training.protocols import PROTOCOLS
 
 # The tiny runs of the training tests: the same sizes and the same module-scoped datasets cache.
-from test_training import DRONE, MICRO, cache  # noqa: E402,F401
+from test_training import DRONE, MICRO  # noqa: E402
 
 
 def _args(tmp_path, cache, name, *extra, task="classification"):
