@@ -88,13 +88,14 @@ def is_owned(folder: str | os.PathLike) -> bool:
 
 
 def user_entries(folder: str | os.PathLike, ignore: Iterable[str] = ()) -> list[Path]:
-    """The entries of ``folder`` other than the project's own hidden files (and ``ignore``, a
-    set of names or name prefixes), sorted; [] for a folder that does not exist."""
+    """The entries of ``folder`` other than the project's own hidden files (the marker, the lock
+    and their atomic-write temporaries, which another process of the same run may be writing) and
+    ``ignore`` (a set of names or name prefixes), sorted; [] for a folder that does not exist."""
     root = Path(folder)
     if not root.is_dir():
         return []
-    skip = tuple(ignore)
-    return sorted(p for p in root.iterdir() if p.name not in PROJECT_FILES and not (skip and p.name.startswith(skip)))
+    skip = tuple(ignore) + tuple(f".{name}." for name in PROJECT_FILES)
+    return sorted(p for p in root.iterdir() if p.name not in PROJECT_FILES and not p.name.startswith(skip))
 
 
 def describe(entries: list[Path], limit: int = 4) -> str:
