@@ -95,8 +95,10 @@ if [ "$DATASET" = raw_microscopy ]; then
     #     parameter at the ISP rate in its own units and no clipping (the setting before).
     step optimization_units_raw_i0.01 drift_optimization.md $OPT --full --intensities 0.01 --seeds 0,1,2 \
         --isps parametrized --exposure metadata --isp_rate_units raw --isp_max_grad_norm 0 "${GPU[@]}"
-    #     (the one seed that fitted the 2-core session: seed 1, which collapsed at the short budget)
+    #     (the same in two 2-core sessions: seed 1, which collapsed at the short budget, then 0 and 2)
     step optimization_units_raw_i0.01_s1 drift_optimization.md $OPT --full --intensities 0.01 --seeds 1 \
+        --isps parametrized --exposure metadata --isp_rate_units raw --isp_max_grad_norm 0 "${GPU[@]}"
+    step optimization_units_raw_i0.01_s02 drift_optimization.md $OPT --full --intensities 0.01 --seeds 0,2 \
         --isps parametrized --exposure metadata --isp_rate_units raw --isp_max_grad_norm 0 "${GPU[@]}"
     # 4. ISP drift between pipelines: the train-variant x test-variant matrix.
     step matrix summary.md $SYN --model "$OUT/metadata" --train_variants bi_s_ga,ma_u_me,me_s_me \
