@@ -6,7 +6,8 @@ The subpackages follow the data flow, raw -> ISP -> model -> metrics -> drift re
     raw_isp.isp                  CFA, colour, filters, demosaicing, configs, StaticISP, ParametrizedISP, LearnedISP
     raw_isp.data                 uint16 frames in ``datasets``, safe archives and downloads, splits, builder base
     raw_isp.models               RawISPImageProcessor (transformers), RawISPModel, presets, save / load
-    raw_isp.training             RawTrainingArguments, the dataset / task registry, the accelerate loop
+    raw_isp.registry             the datasets and tasks as data (what the rest looks up)
+    raw_isp.training             RawTrainingArguments, the accelerate loop, the Trainer path
     raw_isp.metrics              offline ``evaluate`` modules, SSIM
     raw_isp.drift                corruptions, drift synthesis, drift forensics, drift optimisation
     raw_isp.explorer             the raw-to-logit explorer (views, predictions, the Gradio page)

@@ -19,6 +19,8 @@ import os
 
 from transformers.utils import VIDEO_PROCESSOR_NAME
 
+from ..atomic import atomic_write
+
 SHIM_MODULE = "image_processing_raw_isp"
 SHIM_SOURCE = (
     "# Written by raw_isp.RawISPImageProcessor.save_pretrained: lets AutoImageProcessor find the class\n"
@@ -46,13 +48,6 @@ NO_VIDEO_NOTE = {
 }
 
 
-def _write_atomic(path: str, text: str) -> None:
-    tmp = f"{path}.tmp{os.getpid()}"
-    with open(tmp, "w", encoding="utf-8") as fh:
-        fh.write(text)
-    os.replace(tmp, path)
-
-
 def _is_our_video_note(path: str) -> bool:
     """True if ``path`` is absent or a note written by save_pretrained (so it may be written)."""
     if not os.path.exists(path):
@@ -69,10 +64,10 @@ def write_loading_files(save_directory: str | os.PathLike) -> list[str]:
     """Write the import shim and the no-video note into the folder (a
     ``video_preprocessor_config.json`` of another origin is left as it is); the paths written."""
     shim = os.path.join(save_directory, f"{SHIM_MODULE}.py")
-    _write_atomic(shim, SHIM_SOURCE)
+    atomic_write(shim, SHIM_SOURCE)
     written = [shim]
     video = os.path.join(save_directory, VIDEO_PROCESSOR_NAME)
     if _is_our_video_note(video):
-        _write_atomic(video, json.dumps(NO_VIDEO_NOTE, indent=2) + "\n")
+        atomic_write(video, json.dumps(NO_VIDEO_NOTE, indent=2) + "\n")
         written.append(video)
     return written
