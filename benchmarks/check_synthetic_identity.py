@@ -1,6 +1,6 @@
 """Check that two source trees make bit-identical synthetic data (a refactoring's proof).
 
-Each tree is imported in its own subprocess (the tree first on ``sys.path``), which renders a
+Each tree is imported in its own subprocess (``PYTHONPATH`` set to the tree), which renders a
 sample of both simulators: every intensity ratio, every microscopy class (two cells each, two
 frame sizes), drone segmentation and classification tiles with masks, labels and metadata, a
 full-size drone scene, other noise seeds and seeds. Every array is hashed (sha256 of its bytes,
@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -32,8 +33,8 @@ def digest(value) -> str:
 
 
 def sample(tree: Path) -> dict[str, str]:
-    """Hashes of a sample of both simulators' output, imported from ``tree``."""
-    sys.path.insert(0, str(tree))
+    """Hashes of a sample of both simulators' output, imported from ``tree`` (the subprocess
+    :func:`run` starts has the tree on its ``PYTHONPATH``)."""
     import numpy as np
     import torch
 
@@ -84,8 +85,9 @@ def sample(tree: Path) -> dict[str, str]:
 
 
 def run(tree: Path) -> dict[str, str]:
+    env = dict(os.environ, PYTHONPATH=str(tree))
     proc = subprocess.run([sys.executable, str(HERE), "--dump", str(tree)], capture_output=True, text=True,
-                          cwd=tree)
+                          cwd=tree, env=env)
     if proc.returncode:
         raise SystemExit(f"{tree}: the sample failed:\n{proc.stderr[-4000:]}")
     return json.loads(proc.stdout)

@@ -174,9 +174,18 @@ def test_no_import_cycles():
     assert not found, "import cycles:\n" + "\n".join(" <-> ".join(c) for c in found)
 
 
-def test_no_module_edits_sys_path():
-    offenders = [str(p.relative_to(ROOT)) for p in project_modules(ROOT).values() if "sys.path" in p.read_text()]
-    assert not offenders, f"modules that edit sys.path: {offenders}"
+def edits_import_path(path: Path) -> bool:
+    """Whether the module touches ``sys``'s ``path`` attribute (the import path) anywhere."""
+    return any(isinstance(node, ast.Attribute) and node.attr == "path" and isinstance(node.value, ast.Name)
+               and node.value.id == "sys" for node in ast.walk(ast.parse(path.read_text(), str(path))))
+
+
+def test_no_module_edits_the_import_path(tmp_path):
+    offenders = [str(p.relative_to(ROOT)) for p in project_modules(ROOT).values() if edits_import_path(p)]
+    assert not offenders, f"modules that edit the import path: {offenders}"
+    planted = tmp_path / "planted.py"
+    planted.write_text("import sys\nsys." + "path.insert(0, '..')\n")
+    assert edits_import_path(planted)
 
 
 def _plant(tmp_path: Path, relpath: str, source: str) -> Path:
