@@ -18,7 +18,8 @@ the four quarter-resolution CFA planes until luma is needed, folds white balance
 matrix and the luma row of the YUV transform into one mix per site, and, since only luma is
 filtered, replaces the YUV round trips by ``rgb_out = rgb + q * (f(Y) - Y)`` with
 ``q = yuv_to_rgb[:, 0]``. The luma filters run unpadded inside the margin, and the batch is
-processed in cache-sized chunks. The tests check that both paths agree to float rounding.
+processed in cache-sized chunks, on several threads where cores are free
+(:mod:`raw_isp.isp.threads`). The tests check that both paths agree to float rounding.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from .color import RGB_FROM_YUV, YUV_FROM_RGB, color_correct, gamma_encode, rgb_
 from .config import CameraPreset, ISPConfig
 from .exposure import apply_gain, exposure_gain, per_image_tensor
 from .demosaic import demosaic_rggb_planes, demosaic_site_planes, rggb_canvas, rggb_site_order
+from .threads import choose_threads, isp_thread_scope, parse_threads, run_chunks
 from .filters import (
     conv2d_same,
     correlate2d_valid,
@@ -252,6 +254,17 @@ class StaticISP(torch.nn.Module):
             ``"metadata"``, ``"auto"`` or a positive fixed gain; merged into the config
             (:meth:`ISPConfig.with_exposure`; an error if the config has another one). See
             :mod:`raw_isp.isp.exposure`.
+        threads: CPU threads per call: None or ``"auto"`` (default) chooses on every call,
+            else a positive integer. Unless given, the environment variable
+            ``RAW_ISP_THREADS`` (an integer or ``"auto"``) decides; "auto" means 1 inside a
+            DataLoader worker, else the cores this process may use minus the tasks running
+            elsewhere right now (:func:`raw_isp.isp.threads.choose_threads`). The chunks of the
+            batch are shared out among that many worker threads, each with one PyTorch
+            intra-op thread, so a busy core slows its worker only instead of every operation
+            (one chunk, the FFT config and calls that need gradients use intra-op threads).
+            ``torch.set_num_threads`` is changed for the call and restored after it, which
+            other threads of the process running PyTorch at the same time also see. The
+            thread count does not change results (bit for bit). Ignored on CUDA.
 
     Calling it, ``isp(raw, *, intensity=None, gain=None)``, accepts torch tensors or numpy
     arrays, ``(B, H, W)`` or ``(H, W)``, float in [0, 1] or integer 16-bit DN (divided by
@@ -272,9 +285,10 @@ class StaticISP(torch.nn.Module):
 
     def __init__(
         self, config="bi_s_ga", camera="neutral", device=None, dtype=torch.float32, chunk_pixels: int = 1 << 18,
-        exposure=None,
+        exposure=None, threads=None,
     ):
         super().__init__()
+        self.threads = parse_threads(threads, "threads")
         self.config = ISPConfig.parse(config).with_exposure(exposure)
         self.camera = CameraPreset.parse(camera)
         if dtype not in (torch.float32, torch.float64):
@@ -312,7 +326,8 @@ class StaticISP(torch.nn.Module):
         return self.black_level.device
 
     def extra_repr(self) -> str:
-        return f"config={self.config.variant or self.config}, camera={self.camera.name}, margin={self.margin}"
+        threads = "" if self.threads is None else f", threads={self.threads}"
+        return f"config={self.config.variant or self.config}, camera={self.camera.name}, margin={self.margin}{threads}"
 
     def exposure_gain(self, raw, intensity=None) -> torch.Tensor | None:
         """The exposure stage's gain per image, ``(B,)`` (None without an exposure setting).
@@ -333,29 +348,55 @@ class StaticISP(torch.nn.Module):
             gain = exposure_gain(x, self._positional_black_level(), self.config, intensity)
         else:
             gain = per_image_tensor(gain, b, x, name="gain", hint="")
+        if x.device.type != "cpu":
+            return self._develop_checked(x, single, gain, 1)
+        threads = choose_threads(self.threads)
+        # Worker threads over chunks run with one intra-op thread each; otherwise the threads
+        # go to PyTorch's intra-op pool.
+        intra_op = 1 if self._chunk_count(x, gain) > 1 else threads
+        with isp_thread_scope(intra_op):
+            return self._develop_checked(x, single, gain, threads)
+
+    def _develop_checked(self, x: torch.Tensor, single: bool, gain: torch.Tensor | None, threads: int) -> torch.Tensor:
+        h, w = x.shape[-2:]
         if min(h, w) < MIN_FRAME_SIDE:  # small frames: only some configs develop them, the others say so
             try:
-                return self._develop(x, single, gain)
+                return self._develop(x, single, gain, threads)
             except (RuntimeError, ValueError, IndexError) as err:
                 check_frame_side(h, w, err, f"ISP {self.config.base_variant or 'config'}")
                 raise
-        return self._develop(x, single, gain)
+        return self._develop(x, single, gain, threads)
 
-    def _develop(self, x: torch.Tensor, single: bool, gain: torch.Tensor | None) -> torch.Tensor:
+    def _chunk_step(self, x: torch.Tensor) -> int:
+        b, h, w = x.shape
+        return b if x.is_cuda else max(1, self.chunk_pixels // (h * w))
+
+    def _chunk_count(self, x: torch.Tensor, gain: torch.Tensor | None) -> int:
+        """Chunks of the batch on the path that shares them out among worker threads (fused,
+        no autograd); 1 on the other paths."""
+        if not self.fused or self._needs_grad(x, gain):
+            return 1
+        return -(-x.shape[0] // self._chunk_step(x))
+
+    @staticmethod
+    def _needs_grad(x: torch.Tensor, gain: torch.Tensor | None) -> bool:
+        return torch.is_grad_enabled() and (x.requires_grad or (gain is not None and gain.requires_grad))
+
+    def _develop(self, x: torch.Tensor, single: bool, gain: torch.Tensor | None, threads: int = 1) -> torch.Tensor:
         b, h, w = x.shape
         if not self.fused:
             out = self._forward_stages(x, gain)
         else:
-            step = b if x.is_cuda else max(1, self.chunk_pixels // (h * w))
+            step = self._chunk_step(x)
             chunk_gain = (lambda i: None) if gain is None else (lambda i: gain[i : i + step])  # noqa: E731
-            if torch.is_grad_enabled() and (x.requires_grad or (gain is not None and gain.requires_grad)):
+            if self._needs_grad(x, gain):
                 out = torch.cat([self._forward_fused(x[i : i + step], gain=chunk_gain(i)) for i in range(0, b, step)])
             else:
-                # Chunks write straight into one output tensor (no concatenation copy).
+                # Chunks write straight into one output tensor (no concatenation copy), on
+                # `threads` worker threads that each keep their own workspace.
                 out = x.new_empty(b, 3, h, w)
-                workspace: dict[str, torch.Tensor] = {}
-                for i in range(0, b, step):
-                    self._forward_fused(x[i : i + step], out[i : i + step], workspace, gain=chunk_gain(i))
+                run_chunks(list(range(0, b, step)), threads,
+                           lambda i, ws: self._forward_fused(x[i : i + step], out[i : i + step], ws, gain=chunk_gain(i)))
         return out[0] if single else out
 
     def _forward_stages(self, x: torch.Tensor, gain: torch.Tensor | None = None) -> torch.Tensor:
