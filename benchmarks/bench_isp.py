@@ -8,6 +8,10 @@ ratio. On CUDA the input already sits on the device and the clock is read after 
 
     python benchmarks/bench_isp.py                      # 12 variants, drone camera, CPU
     python benchmarks/bench_isp.py --variants bi_s_ga me_u_me --device cuda --json out.json
+    python benchmarks/bench_isp.py --under-load 2       # beside 2 busy-loop processes
+
+--under-load N starts N busy-loop processes (one core each) for the whole run, so both sides are
+timed under the same contention; the load average before and after is printed beside the table.
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ import numpy as np
 import torch
 
 import raw_isp
-from machine import machine_info, timing_device, write_json  # benchmarks/machine.py, beside this script
+from machine import cpu_load, load_average, machine_info, timing_device, write_json  # benchmarks/machine.py, beside this script
 from raw_isp.testing.reference_isp import reference_batch, synthetic_raws
 
 
@@ -52,12 +56,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                              "rate is scaled to the batch (default 16; use --batch to time all)")
     parser.add_argument("--json", type=Path, default=None, help="write the results to this JSON file")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--under-load", type=int, default=0, metavar="N",
+                        help="time beside N busy-loop processes, one core each (default 0: no added load)")
     args = parser.parse_args(argv)
     unknown = sorted(set(args.variants) - set(raw_isp.ISP_VARIANTS))
     if unknown:
         parser.error(f"--variants: unknown {unknown}; choose from {list(raw_isp.ISP_VARIANTS)}")
     if args.size % 2 or args.size < 16:
         parser.error(f"--size must be even and at least 16, got {args.size}")
+    if args.under_load < 0:
+        parser.error(f"--under-load must be 0 or more, got {args.under_load}")
     for name in ("batch", "repeats", "ref_repeats", "ref_frames"):
         if getattr(args, name) < 1:
             parser.error(f"--{name.replace('_', '-')} must be at least 1")
@@ -68,6 +76,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> dict:
     args = parse_args(argv)
     device, sync = timing_device(args.device)
+    load_before = load_average()
+    with cpu_load(args.under_load):
+        result = _run(args, device, sync)
+    result["load"] = {"added_busy_processes": args.under_load, "load_average_1min_before": load_before,
+                      "load_average_1min_after": load_average()}
+    print(f"load: {args.under_load} added busy-loop processes; 1-minute load average {load_before} before, "
+          f"{result['load']['load_average_1min_after']} at the end")
+    write_json(args.json, result)
+    return result
+
+
+def _run(args: argparse.Namespace, device: torch.device, sync) -> dict:
 
     raws = synthetic_raws(args.batch, args.size, args.size, args.camera, seed=args.seed,
                           level=0.8 if args.camera == "microscopy" else 0.5).astype(np.float32)
@@ -120,10 +140,8 @@ def main(argv: list[str] | None = None) -> dict:
     ratios = [r["ratio"] for r in rows]
     print(f"median ratio over {len(rows)} variants: {statistics.median(ratios):.1f}x "
           f"(max|diff| is float32 StaticISP vs float64 reference, interior of each frame)")
-    result = {"machine": info, "settings": {k: (str(v) if isinstance(v, Path) else v)
-                                            for k, v in vars(args).items()}, "results": rows}
-    write_json(args.json, result)
-    return result
+    return {"machine": info, "settings": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
+            "results": rows}
 
 
 if __name__ == "__main__":

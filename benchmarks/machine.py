@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import multiprocessing
 import os
 import platform
+import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import torch
 
@@ -66,3 +69,39 @@ def write_json(path: Path | None, result: dict[str, Any]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(result, indent=2, default=str) + "\n")
     print(f"wrote {path}")
+
+
+def _spin(stop, deadline: float) -> None:
+    """Busy-loop one core until ``stop`` is set or ``deadline`` (time.monotonic) passes."""
+    x = 0
+    while not stop.is_set() and time.monotonic() < deadline:
+        for _ in range(100_000):
+            x += 1
+
+
+@contextlib.contextmanager
+def cpu_load(processes: int, max_seconds: float = 1800.0) -> Iterator[None]:
+    """Run ``processes`` busy-loop processes (one core each) for the duration of the block, the
+    contention users see when the ISP runs beside training or other jobs. They stop when the
+    block ends, also on error, and in any case after ``max_seconds`` (a bound should the
+    benchmark be killed). ``processes`` 0 is no load."""
+    if processes < 0:
+        raise ValueError(f"cpu_load: processes must be >= 0, got {processes}")
+    if processes == 0:
+        yield
+        return
+    ctx = multiprocessing.get_context("spawn")
+    stop = ctx.Event()
+    deadline = time.monotonic() + max_seconds
+    procs = [ctx.Process(target=_spin, args=(stop, deadline), daemon=True) for _ in range(processes)]
+    for p in procs:
+        p.start()
+    try:
+        time.sleep(1.0)  # let the load reach the scheduler (and the load average start rising)
+        yield
+    finally:
+        stop.set()
+        for p in procs:
+            p.join(timeout=5)
+            if p.is_alive():
+                p.kill()
