@@ -235,6 +235,26 @@ def test_brightness_and_saturate_act_on_value_and_saturation_only():
     torch.testing.assert_close(s[:, 2], hsv[:, 2], atol=1e-12, rtol=0)
 
 
+@pytest.mark.parametrize("dtype,atol", [(torch.float64, 1e-12), (torch.float32, 1e-6)])
+def test_brightness_and_saturate_equal_the_hsv_round_trip(dtype, atol):
+    """The closed forms against the definition: RGB -> HSV, change v or s, HSV -> RGB, on every
+    severity, with greys, black, white and channel ties among the pixels."""
+    x = torch.rand(3, 3, 24, 32, generator=torch.Generator().manual_seed(11), dtype=torch.float64)
+    x[0, :, 0, :4] = torch.tensor([[0.0, 0.4, 1.0, 0.0]]) * torch.ones(3, 1)  # black, grey, white
+    x[0, :, 1, 0] = torch.tensor([0.7, 0.7, 0.2])  # a tie for the maximum
+    x[0, :, 1, 1] = torch.tensor([0.3, 0.9, 0.3])  # a tie for the minimum
+    x[1] = x[1].round(decimals=1)  # many exact ties
+    x = x.to(dtype)
+    hsv = rgb_to_hsv(x.double())
+    for severity in range(1, 6):
+        c = SEVERITY_PARAMETERS["brightness"][severity - 1]
+        want = hsv_to_rgb(torch.stack([hsv[:, 0], hsv[:, 1], (hsv[:, 2] + c).clamp(0, 1)], dim=1)).clamp(0, 1)
+        torch.testing.assert_close(corrupt(x, "brightness", severity).double(), want, atol=atol, rtol=0)
+        a, b = SEVERITY_PARAMETERS["saturate"][severity - 1]
+        want = hsv_to_rgb(torch.stack([hsv[:, 0], (hsv[:, 1] * a + b).clamp(0, 1), hsv[:, 2]], dim=1)).clamp(0, 1)
+        torch.testing.assert_close(corrupt(x, "saturate", severity).double(), want, atol=atol, rtol=0)
+
+
 # --------------------------------------------------------------------------- JPEG
 
 

@@ -63,7 +63,6 @@ import math
 import torch
 import torch.nn.functional as F
 
-from .color import hsv_to_rgb, rgb_to_hsv
 from .filters import gaussian_kernel1d, pad2d
 
 __all__ = [
@@ -349,8 +348,13 @@ def _gaussian_blur(x, c, g):
 
 
 def _brightness(x, c, g):
-    h, s, v = rgb_to_hsv(x).unbind(-3)
-    return hsv_to_rgb(torch.stack([h, s, (v + c).clamp(0, 1)], dim=-3))
+    # HSV value v -> clip(v + c) with hue and saturation kept, without the round trip: every
+    # channel of hsv_to_rgb is linear in v (``v - v s ramp(h)``), so each pixel scales by v' / v;
+    # black (v = 0, saturation 0) becomes the grey v'.
+    v = x.amax(dim=-3, keepdim=True)
+    v_new = (v + c).clamp(0, 1)
+    lit = v > 0
+    return torch.addcmul(torch.where(lit, 0, v_new), x, torch.where(lit, v_new / torch.where(lit, v, 1), 0))
 
 
 def _contrast(x, c, g):
@@ -359,8 +363,19 @@ def _contrast(x, c, g):
 
 
 def _saturate(x, c, g):
-    h, s, v = rgb_to_hsv(x).unbind(-3)
-    return hsv_to_rgb(torch.stack([h, (s * c[0] + c[1]).clamp(0, 1), v], dim=-3))
+    # HSV saturation s -> clip(s a + b) with hue and value kept, without the round trip: each
+    # channel of hsv_to_rgb is ``v - v s ramp(h)``, and ``v s ramp(h) = v - x``, so the distance
+    # below v scales by s' / s. Greys (s = 0) have hue 0 (red), whose ramp is (0, 1, 1).
+    v = x.amax(dim=-3, keepdim=True)
+    delta = v - x.amin(dim=-3, keepdim=True)
+    s = torch.where(v > 0, delta / torch.where(v > 0, v, 1), 0)
+    s_new = (s * c[0] + c[1]).clamp(0, 1)
+    red_ramp = torch.tensor([0.0, 1.0, 1.0], dtype=x.dtype, device=x.device).view(3, 1, 1)
+    coloured = delta > 0
+    # Greys have v - x = 0, so one expression serves both: v - ((v - x) s'/s + [grey] v s' ramp).
+    below = (v - x).mul_(torch.where(coloured, s_new / torch.where(coloured, s, 1), 0))
+    below.addcmul_(torch.where(coloured, 0, v * s_new), red_ramp)
+    return below.neg_().add_(v)
 
 
 def _jpeg_compression(x, c, g):
