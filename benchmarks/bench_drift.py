@@ -19,7 +19,15 @@ per-image outputs, as before intervals existed), **per-image** (the grid keeping
 confusion matrix, report without resampling, ``n_boot=0``) and **intervals** (the same with
 ``--n_boot`` resamples: every cell's interval and paired difference, the drops and their ratio).
 
+``--breakdown`` times the synthesis grid as ``synthesize`` runs it (variants x intensities, the own
+view at every intensity, every corruption x severity at intensity 1) once, with a clock around
+each stage inside that same run: raw decoding, ISP views (the variants and the model's own),
+corruptions, and the model's forward pass on each finished view tensor. It prints the grid's
+images/s beside the model's own images/s on those ready-made tensors (their ratio is the share
+of the run the model takes), each stage's share, and a corrupted view's cost against an ISP view's.
+
     python benchmarks/bench_drift.py
+    python benchmarks/bench_drift.py --breakdown --max_eval_samples 32 --intensities 1.0,0.05
     python benchmarks/bench_drift.py --mixed_precision bf16
     python benchmarks/bench_drift.py --device cuda --model_name_or_path vit-base-16 --image_size 224
     python benchmarks/bench_drift.py --intervals --max_eval_samples 48 --variants bi_s_ga,ma_u_me,me_s_me
@@ -62,6 +70,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--repeats", type=int, default=3, help="timings per way of --intervals (median)")
     p.add_argument("--max_eval_samples", type=int, default=None, help="test images per intensity (default: all)")
     p.add_argument("--variants", default=",".join(raw_isp.ISP_VARIANTS), help="comma-separated test variants")
+    p.add_argument("--intensities", default=None, help="comma-separated intensities (default: all 7)")
+    p.add_argument("--breakdown", action="store_true",
+                   help="time the synthesis grid's stages inside one run (data, ISP, corruptions, model)")
     p.add_argument("--json", default=None)
     opts = p.parse_args(argv)
     from accelerate import Accelerator
@@ -72,7 +83,11 @@ def main(argv: list[str] | None = None) -> int:
         if opts.model_name_or_path else []) + (
         ["--max_eval_samples", str(opts.max_eval_samples)] if opts.max_eval_samples else []))
     t0 = time.perf_counter()
-    data = load_by_intensity(args, "test", list(raw_isp.INTENSITY_RATIOS))
+    intensities = ([float(v) for v in opts.intensities.split(",")] if opts.intensities
+                   else list(raw_isp.INTENSITY_RATIOS))
+    if opts.breakdown and 1.0 not in intensities:
+        p.error("--breakdown: --intensities must include 1.0 (the corruptions' intensity)")
+    data = load_by_intensity(args, "test", intensities)
     t_data = time.perf_counter() - t0
     names = label_names(next(iter(data.values())), args.label_column)
     if opts.model_name_or_path is None and (Path(opts.model) / "isp_config.json").is_file():
@@ -85,6 +100,8 @@ def main(argv: list[str] | None = None) -> int:
     camera = model.processor.camera
     variants = [v.strip() for v in opts.variants.split(",")]
     print(json.dumps(machine_info(accelerator.device)))
+    if opts.breakdown:
+        return _time_breakdown(opts, model, model_name, data, accelerator, names, variants, camera, args)
     if opts.intervals:
         return _time_intervals(opts, model, model_name, data, accelerator, names, variants, camera, args)
 
@@ -165,6 +182,94 @@ def _time_intervals(opts, model, model_name, data, accelerator, names, variants,
           f"{med['plain']:.2f} s, per-image outputs {med['per-image']:.2f} s ({result['per_image_ratio']:.3f}x), "
           f"with {opts.n_boot}-resample intervals {med['intervals']:.2f} s ({result['intervals_ratio']:.3f}x); "
           f"all: {json.dumps(times)}")
+    _write_json(opts, accelerator, result)
+    return 0
+
+
+class _Clock:
+    """Seconds spent inside wrapped callables, per stage (nested stages are not double-counted:
+    time in an inner stage is taken off the outer one)."""
+
+    def __init__(self, sync) -> None:
+        self.seconds: dict[str, float] = {}
+        self.calls: dict[str, int] = {}
+        self.sync, self._stack = sync, []
+
+    def wrap(self, stage: str, fn):
+        def timed(*a, **k):
+            self.sync()
+            t0 = time.perf_counter()
+            self._stack.append(0.0)
+            try:
+                return fn(*a, **k)
+            finally:
+                self.sync()
+                spent = time.perf_counter() - t0
+                inner = self._stack.pop()
+                self.seconds[stage] = self.seconds.get(stage, 0.0) + spent - inner
+                self.calls[stage] = self.calls.get(stage, 0) + 1
+                if self._stack:
+                    self._stack[-1] += spent
+        return timed
+
+
+def _time_breakdown(opts, model, model_name, data, accelerator, names, variants, camera, args) -> int:
+    """The synthesis grid once, with each stage clocked inside the run (see the module docstring)."""
+    import raw_isp.drift.synthesis as synthesis
+
+    device = accelerator.device
+    clock = _Clock((lambda: torch.cuda.synchronize(device)) if device.type == "cuda" else (lambda: None))
+
+    class TimedISP(synthesis.StaticISP):
+        def forward(self, *a, **k):
+            return clock.wrap("isp", super().forward)(*a, **k)
+
+    patched = {"decode_raw": clock.wrap("data", synthesis.decode_raw), "corrupt": clock.wrap("corruptions", synthesis.corrupt),
+               "StaticISP": TimedISP}
+    saved = {k: getattr(synthesis, k) for k in patched}
+    net = model
+    views, forward = net.views, net.model.forward
+    try:
+        for k, v in patched.items():
+            setattr(synthesis, k, v)
+        net.views = clock.wrap("isp", views)
+        net.model.forward = clock.wrap("model", forward)
+        metrics = (*args.headline_metrics, "loss")
+        t0 = time.perf_counter()
+        rows = evaluate_grid(model, data, accelerator, "classification", names, variants, camera, opts.batch_size,
+                             CORRUPTIONS, (1, 2, 3, 4, 5), 0, 1.0, "model", args.label_column, metrics, samples={})
+        total = time.perf_counter() - t0
+    finally:
+        for k, v in saved.items():
+            setattr(synthesis, k, v)
+        del net.views, net.model.forward  # the class's methods again
+    n_images = len(next(iter(data.values())))
+    isp_views = n_images * (len(variants) + 1) * len(data)
+    corrupt_views = n_images * len(CORRUPTIONS) * 5
+    n_views = isp_views + corrupt_views
+    assert len({(r["test_variant"], r["intensity"], r["corruption"], r["severity"]) for r in rows}) == \
+        (len(variants) + 1) * len(data) + len(CORRUPTIONS) * 5
+    sec = clock.seconds
+    other = total - sum(sec.values())
+    model_s = sec.get("model", 0.0)
+    per_view_model = model_s / n_views
+    isp_view = per_view_model + sec.get("isp", 0.0) / isp_views
+    corrupt_view = per_view_model + sec.get("corruptions", 0.0) / corrupt_views
+    result = {"model": model_name, "device": str(device), "mixed_precision": opts.mixed_precision,
+              "views": n_views, "isp_views": isp_views, "corruption_views": corrupt_views, "seconds": total,
+              "images_per_s": n_views / total, "model_images_per_s": n_views / model_s,
+              "grid_over_model": model_s / total,
+              "shares": {**{k: v / total for k, v in sec.items()}, "other": other / total},
+              "stage_seconds": sec, "stage_calls": clock.calls,
+              "seconds_per_isp_view": isp_view, "seconds_per_corruption_view": corrupt_view,
+              "corruption_over_isp_view": corrupt_view / isp_view}
+    print(f"synthesis grid, {len(variants)} variants x {len(data)} intensities + own view + {len(CORRUPTIONS)} x 5 "
+          f"corruptions at 1.0, {n_images} images ({n_views:,} views, {model_name}, {opts.mixed_precision}): "
+          f"{total:.1f} s, {n_views / total:.1f} images/s; the model alone on the same ready-made view tensors "
+          f"{n_views / model_s:.1f} images/s; grid / model {model_s / total:.3f}")
+    print("shares of the run: " + ", ".join(f"{k} {v:.1%}" for k, v in result["shares"].items()))
+    print(f"per view (model included): ISP view {isp_view * 1000:.1f} ms, corrupted view {corrupt_view * 1000:.1f} ms "
+          f"({corrupt_view / isp_view:.2f}x)")
     _write_json(opts, accelerator, result)
     return 0
 
