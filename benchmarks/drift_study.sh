@@ -10,7 +10,9 @@
 # its result, so an interrupted study continues where it stopped; each step's wall time goes to
 # DIR/study.log. --device cuda trains in bf16 with larger evaluation batches (the same budgets:
 # a GPU runs them in minutes); cpu (the default) runs on whatever the machine has.
-# Run it on an otherwise idle machine. On 2 CPU cores the microscopy study takes about 3 hours,
+# Run it on an otherwise idle machine; to run two studies side by side on 2 cores, start each with
+# OMP_NUM_THREADS=1 RAW_ISP_THREADS=1 (torch's default of one intra-op thread per core makes every
+# operation wait for the busy core: ViT-tiny/32 inference fell from 67 to 3 images/s). On 2 CPU cores the microscopy study takes about 3 hours,
 # the drone study about 2 hours (study.log has each step's time).
 set -euo pipefail
 cd "$(dirname "$0")/.."

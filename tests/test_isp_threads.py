@@ -81,3 +81,16 @@ def test_run_chunks_covers_every_chunk_once_and_raises_the_first_error():
 
     with pytest.raises(ValueError, match="chunk 4"):
         run_chunks(list(range(0, 10, 2)), 2, fail)
+
+
+def test_contention_warning_names_the_free_cores(monkeypatch):
+    from raw_isp.isp import threads
+
+    monkeypatch.setattr(threads, "usable_cores", lambda: 4)
+    monkeypatch.setattr(threads, "busy_elsewhere", lambda samples=3: 3.0)
+    message = threads.contention_warning(4)
+    assert message is not None and "only 1 of this process's 4 cores are free" in message
+    assert "OMP_NUM_THREADS=1" in message
+    assert threads.contention_warning(1) is None  # one thread never waits for another
+    monkeypatch.setattr(threads, "busy_elsewhere", lambda samples=3: 0.0)
+    assert threads.contention_warning(4) is None  # an idle machine

@@ -36,7 +36,7 @@ from pathlib import Path
 import torch
 
 __all__ = ["THREADS_ENV", "parse_threads", "choose_threads", "usable_cores", "busy_elsewhere", "isp_thread_scope",
-           "run_chunks"]
+           "run_chunks", "contention_warning"]
 
 #: Environment variable overriding the ISP's thread count: a positive integer or "auto".
 THREADS_ENV = "RAW_ISP_THREADS"
@@ -112,6 +112,28 @@ def choose_threads(threads=None) -> int:
     if cores <= 1:
         return 1
     return max(1, min(cores, cores - round(busy_elsewhere())))
+
+
+def contention_warning(threads: int | None = None) -> str | None:
+    """A message when ``threads`` intra-op threads (default: torch's current count) exceed the
+    cores free to this process, else None.
+
+    PyTorch splits each operation across its intra-op threads and waits for all of them, so
+    when another process keeps a core busy every operation waits for the scheduler: a model,
+    like the ISP, then runs many times slower than on the free cores alone. The training and
+    evaluation code does not change torch's thread count itself (results in float differ in
+    the last bits between thread counts, and a run should not depend on the machine's load);
+    it warns, and the user sets ``OMP_NUM_THREADS`` (or ``torch.set_num_threads``)."""
+    n = torch.get_num_threads() if threads is None else threads
+    cores = usable_cores()
+    if n <= 1 or torch.utils.data.get_worker_info() is not None:
+        return None
+    free = max(1, min(cores, cores - round(busy_elsewhere())))
+    if n <= free:
+        return None
+    return (f"torch runs {n} intra-op threads, but only {free} of this process's {cores} cores are free (other "
+            f"tasks are running); each operation then waits for a busy core and the run slows down many times. "
+            f"With other work on the machine, start it with OMP_NUM_THREADS={free}.")
 
 
 @contextlib.contextmanager

@@ -33,6 +33,7 @@ from typing import Any, Sequence
 
 import torch
 
+from ..isp.threads import contention_warning
 from ..models.modeling import RawISPModel, build_isp, build_task_model, logits_at, model_input_size, parse_isp
 from .arguments import OptionError, RawTrainingArguments
 from .augment import DriftAugmentation, compose
@@ -508,6 +509,8 @@ def train(args: RawTrainingArguments, splits=None, callbacks: Sequence[TrainingC
                 "process(es) on %s", type(accelerator.unwrap_model(model).model).__name__, args.model_name_or_path,
                 args.isp, len(splits["train"]), args.dataset, plan.max_steps, bs, args.gradient_accumulation_steps,
                 accelerator.num_processes, accelerator.device)
+    if accelerator.device.type == "cpu" and (busy := contention_warning()):
+        logger.warning(busy)
     progress = tqdm(total=plan.max_steps, initial=completed, disable=not accelerator.is_local_main_process,
                     desc="train", dynamic_ncols=True)
     loop.run(start_epoch, skip, evaluate_each_epoch, progress)
