@@ -36,7 +36,7 @@ from pathlib import Path
 import torch
 
 __all__ = ["THREADS_ENV", "parse_threads", "choose_threads", "usable_cores", "busy_elsewhere", "isp_thread_scope",
-           "run_chunks", "contention_warning"]
+           "run_chunks", "contention_warning", "free_cores"]
 
 #: Environment variable overriding the ISP's thread count: a positive integer or "auto".
 THREADS_ENV = "RAW_ISP_THREADS"
@@ -108,6 +108,11 @@ def choose_threads(threads=None) -> int:
         return n
     if torch.utils.data.get_worker_info() is not None:
         return 1
+    return free_cores()
+
+
+def free_cores() -> int:
+    """Cores this process may use that no other runnable task is taking now, at least 1."""
     cores = usable_cores()
     if cores <= 1:
         return 1
@@ -125,10 +130,9 @@ def contention_warning(threads: int | None = None) -> str | None:
     the last bits between thread counts, and a run should not depend on the machine's load);
     it warns, and the user sets ``OMP_NUM_THREADS`` (or ``torch.set_num_threads``)."""
     n = torch.get_num_threads() if threads is None else threads
-    cores = usable_cores()
     if n <= 1 or torch.utils.data.get_worker_info() is not None:
         return None
-    free = max(1, min(cores, cores - round(busy_elsewhere())))
+    cores, free = usable_cores(), free_cores()
     if n <= free:
         return None
     return (f"torch runs {n} intra-op threads, but only {free} of this process's {cores} cores are free (other "
