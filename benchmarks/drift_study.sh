@@ -130,11 +130,13 @@ if [ "$DATASET" = raw_microscopy ]; then
 else
     # 1. Segmentation: which default learns. SegFormer-b0 with 8 epochs (validation after each)
     #    and the pixel cross-entropy, a class-weighted cross-entropy (car is 8 % of the pixels),
-    #    and Dice + cross-entropy; then UperNet-ResNet-18, the CNN counterpart, with the chosen loss.
+    #    and Dice + cross-entropy; then UperNet-ResNet-18, the CNN counterpart, with the chosen loss
+    #    and a decoder of width 128 (the width-512 preset takes 32 s per step of 8 tiles on one
+    #    core, about 9x the width-128 one: benchmarks/results/cpu-2core-2026-12-08/upernet_steps.txt).
     train segmentation seg_ce --num_train_epochs 8
     train segmentation seg_weighted --num_train_epochs 8 --class_balance weighted_loss
     train segmentation seg_dice_ce --num_train_epochs 8 --loss dice_ce
-    train segmentation seg_upernet18 --num_train_epochs 8 --loss dice_ce --model_name_or_path upernet-resnet18
+    train segmentation seg_upernet18 --num_train_epochs 8 --loss dice_ce --model_name_or_path upernet-resnet18-h128
     # The default (train_segmentation.py with no options) has the settings of this candidate.
     DEFAULT=${DRONE_DEFAULT:-seg_dice_ce}
     # 1b. The baselines beside it: all background, and the best single-feature colour threshold

@@ -30,3 +30,17 @@ def test_bench_isp_refuses_a_negative_load(tmp_path):
     proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "bench_isp.py"), "--under-load", "-1"],
                           capture_output=True, text=True, timeout=300, cwd=tmp_path)
     assert proc.returncode == 2 and "--under-load must be 0 or more" in proc.stderr
+
+
+def test_bench_seg_step_times_each_preset_and_refuses_an_empty_list(tmp_path):
+    script = str(ROOT / "benchmarks" / "bench_seg_step.py")
+    proc = subprocess.run([sys.executable, script, "--presets", "segformer-micro,upernet-micro", "--batch_size", "2",
+                           "--image_size", "32", "--repeats", "1", "--threads", "1"],
+                          capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    rows = [line.split() for line in proc.stdout.splitlines() if line.startswith(("segformer-micro", "upernet-micro"))]
+    assert [r[0] for r in rows] == ["segformer-micro", "upernet-micro"]
+    assert rows[0][-1] == "1.00" and float(rows[1][-1]) > 0
+    proc = subprocess.run([sys.executable, script, "--presets", ","], capture_output=True, text=True, timeout=300,
+                          cwd=tmp_path)
+    assert proc.returncode != 0 and "--presets" in proc.stderr

@@ -22,6 +22,7 @@ LABELS = ["a", "b", "c"]
     ("resnet-18", "classification", "ResNetForImageClassification", 11.18e6),
     ("resnet-50", "classification", "ResNetForImageClassification", 23.51e6),
     ("upernet-resnet18", "segmentation", "UperNetForSemanticSegmentation", None),
+    ("upernet-resnet18-h128", "segmentation", "UperNetForSemanticSegmentation", 13.7e6),
 ])
 def test_cnn_presets_build_offline_and_train_a_step(preset, task, arch, params):
     torch.manual_seed(0)
