@@ -64,10 +64,16 @@ def test_end_to_end_writes_curves_for_every_run(drift_optimization, tmp_path, ca
     by_intensity = {r["intensity"]: r for r in summary["runs"] if r["isp"] == "static:bi_s_ga"}
     assert by_intensity[0.01]["history"] != by_intensity[0.05]["history"]
 
-    # The same command again is refused before any training: the run folders hold runs.
+    # The same command again trains nothing: every run is finished with these settings, so it
+    # is reused and the report is the same (but for the seconds it took).
+    assert drift_optimization.main(argv) == 0
+    assert capsys.readouterr().out.count("reused the finished run") == len(summary["runs"])
+    again = json.loads((out / "drift_optimization.json").read_text())
+    assert again["runs"] == summary["runs"] and again["cells"] == summary["cells"]
+    # Other settings in the same folders are refused before any training: they hold other runs.
     before = (out / "drift_optimization.json").read_bytes()
     with pytest.raises(SystemExit):
-        drift_optimization.main(argv)
+        drift_optimization.main([*argv, "--learning_rate", "1e-3"])
     assert "not empty, it holds another run" in capsys.readouterr().err
     assert (out / "drift_optimization.json").read_bytes() == before
 
@@ -148,3 +154,28 @@ def test_seeds_give_spread_intervals_and_differences(drift_optimization, tmp_pat
     md = (out / "drift_optimization.md").read_text()
     assert "## Per ISP and intensity (mean \u00b1 sd (min to max) over seeds; 95% CI" in md
     assert "| parametrized:bi_s_ga | 0.05 |" in md
+
+
+def test_seeds_trained_apart_are_reported_together(drift_optimization, tmp_path, capsys):
+    """Seed 0 trained by one call, then seeds 0 and 1 by another into the same folder: seed 0 is
+    reused, not trained again, and its figures are those of a call that trains both."""
+    common = ["--cache_dir", str(tmp_path / "hf_cache"), *TINY, "--max_train_steps", "2", "--isps",
+              "static:bi_s_ga", "--intensities", "0.05", "--n_boot", "50"]
+    apart, together = tmp_path / "apart", tmp_path / "together"
+    assert drift_optimization.main(["--output_dir", str(apart), *common, "--seeds", "0"]) == 0
+    capsys.readouterr()
+    assert drift_optimization.main(["--output_dir", str(apart), *common, "--seeds", "0,1"]) == 0
+    printed = capsys.readouterr().out
+    assert printed.count("reused the finished run") == 1 and "seed 0    reused" in printed
+    assert drift_optimization.main(["--output_dir", str(together), *common, "--seeds", "0,1"]) == 0
+    a = json.loads((apart / "drift_optimization.json").read_text())
+    b = json.loads((together / "drift_optimization.json").read_text())
+    drop = ("output_dir", "seconds")
+    assert [{k: v for k, v in r.items() if k not in drop} for r in a["runs"]] == \
+        [{k: v for k, v in r.items() if k not in drop} for r in b["runs"]]
+    assert a["cells"] == b["cells"]
+    # A run whose record lost its confusions is not finished: its folder is refused, nothing is reused.
+    (apart / "runs" / "static-bi_s_ga_i0.05_s1" / "drift_optimization_run_confusions.npy").unlink()
+    with pytest.raises(SystemExit):
+        drift_optimization.main(["--output_dir", str(apart), *common, "--seeds", "0,1"])
+    assert "static-bi_s_ga_i0.05_s1: not empty" in capsys.readouterr().err

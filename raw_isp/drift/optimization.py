@@ -10,7 +10,11 @@ with validation after every epoch, and the report comparing their validation cur
     write_report        drift_optimization.csv / .json / .md / .png
 
 Each model is saved as the training scripts save it, under ``<output_dir>/runs/<isp>_i<intensity>/``
-(``..._s<seed>/`` with ``seeds``). Statistics: :mod:`raw_isp.drift.statistics`; the test images of
+(``..._s<seed>/`` with ``seeds``), with its record (:data:`RECORD_FILE`, :data:`CONFUSIONS_FILE`)
+written last: a later call with the same settings reuses a finished run instead of training it
+again (unless ``--overwrite_output_dir``), so an interrupted comparison continues where it
+stopped, and seeds trained by separate processes into the same ``output_dir`` are reported
+together by one more call with all of them. Statistics: :mod:`raw_isp.drift.statistics`; the test images of
 one intensity are resampled once for every run at that intensity, so differences between ISPs are
 paired image by image, and "beyond the seed spread" means that the two ISPs' ranges over seeds do
 not overlap.
@@ -19,6 +23,7 @@ not overlap.
 from __future__ import annotations
 
 import dataclasses
+import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,13 +31,13 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from ..atomic import atomic_write
+from ..atomic import atomic_write, atomic_write_json
 from ..metrics.bootstrap import LEVEL, N_BOOT, metric_function, percentile_interval, resample_indices
 from ..training.arguments import RawTrainingArguments
 from ..training.callbacks import MetricHistory
 from ..training.outputs import check_output_dir
 from .plots import plot_curves
-from .reports import check_report_dir, write_csv, write_json
+from .reports import check_report_dir, plain_json, write_csv, write_json
 from .statistics import cell_values, describe, difference, seed_values
 
 __all__ = [
@@ -40,6 +45,7 @@ __all__ = [
     "REPORT_FILES",
     "OptimizationRun",
     "run_tag",
+    "finished_record",
     "isp_moves",
     "plan_runs",
     "train_runs",
@@ -60,6 +66,10 @@ QUICK_DEFAULTS: dict[str, dict[str, Any]] = {
 }
 REPORT_FILES = ("drift_optimization.csv", "drift_optimization.json", "drift_optimization.md",
                 "drift_optimization.png", "runs")
+#: A finished run's record (everything :func:`train_runs` returns for it but the confusions, and
+#: the run's settings) and its test images' confusion matrices, in the run's folder.
+RECORD_FILE = "drift_optimization_run.json"
+CONFUSIONS_FILE = "drift_optimization_run_confusions.npy"
 #: Columns of ``drift_optimization.csv`` (the validation history, one value per row).
 FIELDS = ("isp", "intensity", "seed", "step", "metric", "value")
 
@@ -99,8 +109,42 @@ def plan_runs(base: RawTrainingArguments, isps: Sequence[str], intensities: Sequ
                                            output_dir=str(Path(output_dir) / "runs" / run_tag(isp, intensity, seed)))
                 runs.append(OptimizationRun(args.isp, args.intensity, args))
     for run in runs:
-        check_output_dir(run.args)
+        if finished_record(run) is None:
+            check_output_dir(run.args)
     return runs
+
+
+def _settings(args: RawTrainingArguments) -> dict[str, Any]:
+    """The run's settings as JSON gives them back (tuples as lists), to compare with a record's."""
+    return json.loads(json.dumps(args.to_dict(), default=str))
+
+
+def finished_record(run: OptimizationRun) -> dict[str, Any] | None:
+    """The record a finished run left in its folder, when its settings equal ``run``'s (and
+    ``--overwrite_output_dir`` is not given); None otherwise (no record, a partial one, or other
+    settings: the run is trained)."""
+    folder = Path(run.args.output_dir)
+    if run.args.overwrite_output_dir or not (folder / RECORD_FILE).is_file() or not (folder / CONFUSIONS_FILE).is_file():
+        return None
+    try:
+        record = json.loads((folder / RECORD_FILE).read_text())
+        confusions = np.load(folder / CONFUSIONS_FILE, allow_pickle=False)
+    except (OSError, ValueError):
+        return None
+    if record.pop("settings", None) != _settings(run.args):
+        return None
+    record["test_confusions"] = confusions
+    return record
+
+
+def _save_record(run: OptimizationRun, record: dict[str, Any]) -> None:
+    """Write ``record`` beside the run's model: the confusions first, the record (which marks the
+    run finished) last."""
+    folder = Path(run.args.output_dir)
+    atomic_write(folder / CONFUSIONS_FILE, lambda fh: np.save(fh, np.asarray(record["test_confusions"])))
+    rest = {k: v for k, v in record.items() if k != "test_confusions"}
+    atomic_write_json(folder / RECORD_FILE, plain_json({**rest, "settings": _settings(run.args)}), indent=1,
+                      allow_nan=False)
 
 
 def summarise_history(history: list[dict[str, Any]], metric: str) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -124,6 +168,12 @@ def train_runs(runs: Sequence[OptimizationRun], log=print) -> tuple[list[dict[st
     splits, splits_intensity, is_main = None, None, True
     for run in runs:
         args = run.args
+        reused = finished_record(run)
+        if reused is not None:
+            records.append(reused)
+            log(f"{run.isp:<24} intensity {run.intensity:<5g} seed {run.seed:<4d} reused the finished run in "
+                f"{args.output_dir}")
+            continue
         metrics = (*args.headline_metrics, "loss")
         if run.intensity != splits_intensity:
             splits, splits_intensity = None, run.intensity  # drop the last intensity's data first
@@ -150,6 +200,7 @@ def train_runs(runs: Sequence[OptimizationRun], log=print) -> tuple[list[dict[st
                         "baseline": {k.removeprefix("test_baseline_"): v for k, v in result.results.items()
                                      if k.startswith("test_baseline_")}})
         if is_main:
+            _save_record(run, records[-1])
             log(f"{run.isp:<24} intensity {run.intensity:<5g} seed {run.seed:<4d} validation {main_metric} final "
                 f"{final[main_metric]:.4f} (step {final['step']}), best {best[main_metric]:.4f} (step {best['step']}); "
                 f"{seconds:.1f} s")
