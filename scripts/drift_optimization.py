@@ -7,7 +7,9 @@ the validation split after every epoch; each model is saved as the training scri
 ``<output_dir>/runs/<isp>_i<intensity>/`` (``..._s<seed>/`` with ``--seeds``). Every option of the
 training scripts passes through (``--model_name_or_path``, ``--data_dir``, ``--num_train_epochs``,
 ``--overwrite_output_dir``, ...), except ``--isp`` and ``--intensity`` (and ``--seed`` with
-``--seeds``), which this script sets per run. Examples::
+``--seeds``), which this script sets per run. A run already finished with the same settings in
+the same ``--output_dir`` is reused rather than trained again (so ``--seeds 0,1`` and ``--seeds 2``
+in two processes, then ``--seeds 0,1,2``, give one report of three seeds). Examples::
 
     python scripts/drift_optimization.py
     python scripts/drift_optimization.py --intensities 0.01,0.05,1 --isps static:ma_s_me,parametrized:ma_s_me,learned
