@@ -12,13 +12,16 @@
 # a GPU runs them in minutes); cpu (the default) runs on whatever the machine has.
 # Run it on an otherwise idle machine; to run two studies side by side on 2 cores, start each with
 # OMP_NUM_THREADS=1 RAW_ISP_THREADS=1 (torch's default of one intra-op thread per core makes every
-# operation wait for the busy core: ViT-tiny/32 inference fell from 67 to 3 images/s). On 2 CPU cores the microscopy study takes about 3 hours,
+# operation wait for the busy core: ViT-tiny/32 inference fell from 67 to 3 images/s).
+# SPLIT_SEEDS=1 runs each 3-seed drift optimisation step as two one-thread processes (seeds 0,1
+# and seed 2) side by side, then reports the three seeds together (the finished runs are reused). On 2 CPU cores the microscopy study takes about 3 hours,
 # the drone study about 2 hours (study.log has each step's time).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DATASET=raw_microscopy
 DEVICE=cpu
 OUT=
+SPLIT_SEEDS=${SPLIT_SEEDS:-0}
 STEPS=()
 LIST=0
 while [ $# -gt 0 ]; do
@@ -63,6 +66,15 @@ step() {  # step <name> <done-file> <command...>: a drift-control run, skipped o
     local name=$1 result=$2; shift 2
     wanted "$name" || return 0
     [ -f "$OUT/$name/$result" ] && { log "skip $name (done)"; return; }
+    if [ "$SPLIT_SEEDS" = 1 ] && [[ " $* " == *" --seeds 0,1,2 "* ]]; then
+        # Seeds 0,1 and seed 2 in two one-thread processes; the call below reuses their runs.
+        local a b
+        OMP_NUM_THREADS=1 RAW_ISP_THREADS=1 timed "${name}_s01" "$@" --output_dir "$OUT/$name" --seeds 0,1 --no_report &
+        a=$!
+        OMP_NUM_THREADS=1 RAW_ISP_THREADS=1 timed "${name}_s2" "$@" --output_dir "$OUT/$name" --seeds 2 --no_report &
+        b=$!
+        wait "$a" && wait "$b"
+    fi
     timed "$name" "$@" --output_dir "$OUT/$name"
 }
 mkdir -p "$OUT"
@@ -146,6 +158,9 @@ else
     fi
     # 2. Drift synthesis of the default: 12 ISPs x 7 intensities, corruptions, intervals over tiles.
     step synthesis summary.md $SYN --model "$OUT/$DEFAULT" "${EVAL_BS[@]}"
+    #    The CNN counterpart's own ISP drift, at full light and 0.01 (no corruptions).
+    step upernet_synthesis summary.md $SYN --model "$OUT/seg_upernet18" --intensities 1.0,0.01 --corruptions none \
+        "${EVAL_BS[@]}"
     # 3. The train x test ISP matrix at full and low light (the study's worst drone pair was
     #    ma_s_ga -> bi_u_me); the default itself is the bi_s_ga row, and one more training, ma_s_ga,
     #    is what a 2-core session affords (about an hour on one core).
@@ -153,7 +168,8 @@ else
         --intensities 1.0,0.05 --corruptions none "${EVAL_BS[@]}"
     # 4. Drift forensics.
     step forensics forensics.md $FOR --model "$OUT/$DEFAULT" --lambdas 0,1,100 --steps 3
-    # 5. Drift optimisation scored with IoU, 3 seeds (the default's budget).
+    # 5. Drift optimisation scored with IoU, 3 seeds (the default's budget). On 2 cores, split the
+    #    seeds over the cores: SPLIT_SEEDS=1 (above).
     for i in 0.01 1; do
         step "optimization_i$i" drift_optimization.md $OPT --task segmentation --full --intensities "$i" --seeds 0,1,2 \
             --isps static:bi_s_ga,parametrized --exposure metadata "${GPU[@]}"

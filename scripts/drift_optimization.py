@@ -8,8 +8,9 @@ the validation split after every epoch; each model is saved as the training scri
 training scripts passes through (``--model_name_or_path``, ``--data_dir``, ``--num_train_epochs``,
 ``--overwrite_output_dir``, ...), except ``--isp`` and ``--intensity`` (and ``--seed`` with
 ``--seeds``), which this script sets per run. A run already finished with the same settings in
-the same ``--output_dir`` is reused rather than trained again (so ``--seeds 0,1`` and ``--seeds 2``
-in two processes, then ``--seeds 0,1,2``, give one report of three seeds). Examples::
+the same ``--output_dir`` is reused rather than trained again (so ``--seeds 0,1 --no_report`` and
+``--seeds 2 --no_report`` in two processes, then ``--seeds 0,1,2``, give one report of three
+seeds). Examples::
 
     python scripts/drift_optimization.py
     python scripts/drift_optimization.py --intensities 0.01,0.05,1 --isps static:ma_s_me,parametrized:ma_s_me,learned
@@ -60,6 +61,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--isps", default=DEFAULT_ISPS,
                    help="comma-separated ISPs: static:<variant>, parametrized[:<variant>], learned, ...")
     p.add_argument("--output_dir", default="outputs/drift_optimization")
+    p.add_argument("--no_report", action="store_true",
+                   help="train (or reuse) and save the runs but write no report: for seeds split over processes "
+                        "into one --output_dir, reported together by a last call with every seed")
     p.add_argument("--full", action="store_true",
                    help="train with the training scripts' defaults instead of the quick per-run budget")
     add_seed_options(p, "comma-separated training seeds: one model per ISP, intensity and seed (default: --seed alone)")
@@ -100,6 +104,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {err}", file=sys.stderr)
         return 2
     if not is_main:
+        return 0
+    if args.no_report:
+        print(f"trained or reused {len(records)} run(s) in {args.output_dir}/runs/ (no report: --no_report)")
         return 0
     summary = write_report(args.output_dir, base, records, time.perf_counter() - start, args.n_boot,
                            args.bootstrap_seed)

@@ -157,13 +157,16 @@ def test_seeds_give_spread_intervals_and_differences(drift_optimization, tmp_pat
 
 
 def test_seeds_trained_apart_are_reported_together(drift_optimization, tmp_path, capsys):
-    """Seed 0 trained by one call, then seeds 0 and 1 by another into the same folder: seed 0 is
-    reused, not trained again, and its figures are those of a call that trains both."""
+    """Seed 0 trained by one call (with no report), then seeds 0 and 1 by another into the same
+    folder: seed 0 is reused, not trained again, and its figures are those of a call that trains
+    both."""
     common = ["--cache_dir", str(tmp_path / "hf_cache"), *TINY, "--max_train_steps", "2", "--isps",
               "static:bi_s_ga", "--intensities", "0.05", "--n_boot", "50"]
     apart, together = tmp_path / "apart", tmp_path / "together"
-    assert drift_optimization.main(["--output_dir", str(apart), *common, "--seeds", "0"]) == 0
-    capsys.readouterr()
+    assert drift_optimization.main(["--output_dir", str(apart), *common, "--seeds", "0", "--no_report"]) == 0
+    assert "(no report: --no_report)" in capsys.readouterr().out
+    assert (apart / "runs" / "static-bi_s_ga_i0.05_s0" / "drift_optimization_run.json").is_file()
+    assert not [n for n in ("csv", "json", "md", "png") if (apart / f"drift_optimization.{n}").exists()]
     assert drift_optimization.main(["--output_dir", str(apart), *common, "--seeds", "0,1"]) == 0
     printed = capsys.readouterr().out
     assert printed.count("reused the finished run") == 1 and "seed 0    reused" in printed
