@@ -14,8 +14,9 @@
 # OMP_NUM_THREADS=1 RAW_ISP_THREADS=1 (torch's default of one intra-op thread per core makes every
 # operation wait for the busy core: ViT-tiny/32 inference fell from 67 to 3 images/s).
 # SPLIT_SEEDS=1 runs each 3-seed drift optimisation step as two one-thread processes (seeds 0,1
-# and seed 2) side by side, then reports the three seeds together (the finished runs are reused). On 2 CPU cores the microscopy study takes about 3 hours,
-# the drone study about 2 hours (study.log has each step's time).
+# and seed 2) side by side, then reports the three seeds together (the finished runs are reused).
+# On 2 CPU cores the microscopy study takes about 3 hours, the drone study about 2 hours
+# (study.log has each step's time).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DATASET=raw_microscopy
@@ -73,7 +74,10 @@ step() {  # step <name> <done-file> <command...>: a drift-control run, skipped o
         a=$!
         OMP_NUM_THREADS=1 RAW_ISP_THREADS=1 timed "${name}_s2" "$@" --output_dir "$OUT/$name" --seeds 2 --no_report &
         b=$!
-        wait "$a" && wait "$b"
+        local rc=0
+        wait "$a" || rc=$?
+        wait "$b" || rc=$?
+        [ "$rc" = 0 ] || { log "$name: a seed process failed (exit $rc); see $OUT/${name}_s01.log, ${name}_s2.log"; return "$rc"; }
     fi
     timed "$name" "$@" --output_dir "$OUT/$name"
 }

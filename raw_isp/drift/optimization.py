@@ -31,13 +31,13 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from ..atomic import atomic_write, atomic_write_json
+from ..atomic import atomic_write
 from ..metrics.bootstrap import LEVEL, N_BOOT, metric_function, percentile_interval, resample_indices
 from ..training.arguments import RawTrainingArguments
 from ..training.callbacks import MetricHistory
 from ..training.outputs import check_output_dir
 from .plots import plot_curves
-from .reports import check_report_dir, plain_json, write_csv, write_json
+from .reports import check_report_dir, write_csv, write_json
 from .statistics import cell_values, describe, difference, seed_values
 
 __all__ = [
@@ -143,8 +143,7 @@ def _save_record(run: OptimizationRun, record: dict[str, Any]) -> None:
     folder = Path(run.args.output_dir)
     atomic_write(folder / CONFUSIONS_FILE, lambda fh: np.save(fh, np.asarray(record["test_confusions"])))
     rest = {k: v for k, v in record.items() if k != "test_confusions"}
-    atomic_write_json(folder / RECORD_FILE, plain_json({**rest, "settings": _settings(run.args)}), indent=1,
-                      allow_nan=False)
+    write_json(folder / RECORD_FILE, {**rest, "settings": _settings(run.args)})
 
 
 def summarise_history(history: list[dict[str, Any]], metric: str) -> tuple[dict[str, Any], dict[str, Any]]:
